@@ -1,0 +1,143 @@
+// Store: baton's embedded database of experts, queries, recorded outcomes, recorded answers and request logs.
+//
+// One SQLite file in WAL mode. Everything baton learns from lives here: outcomes come from imports (`imported`),
+// from the gateway's live traffic (`live`) and from the self-play loop (`selfplay`). Writers group their work in a
+// Transaction, which rolls back unless committed, so a failed import leaves the database exactly as it was.
+//
+// Example:
+//   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open("baton.db"));
+//   BATON_ASSIGN_OR_RETURN(Store::Transaction tx, store->Begin());
+//   BATON_ASSIGN_OR_RETURN(int64_t e, store->UpsertExpert({.name = "gpt-4"}));
+//   ...
+//   BATON_RETURN_IF_ERROR(tx.Commit());
+//
+// Thread-safety: a Store is used by one thread at a time; open one Store per thread for concurrent access (WAL lets
+// readers and one writer proceed together).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/status.h"
+
+namespace baton {
+
+// An expert: one LLM (or pipeline) baton can send a query to.
+struct ExpertRecord {
+  int64_t id = 0;  // assigned by the store
+  std::string name;
+  std::optional<double> params_b;          // parameter count in billions, when known
+  std::optional<double> usd_per_mtok_in;   // list price per 1M input tokens, when known
+  std::optional<double> usd_per_mtok_out;  // list price per 1M output tokens, when known
+  std::string price_source;                // where the prices come from
+  std::string backend_json = "{}";         // backend settings (kind, endpoint, ...), a JSON object
+};
+
+struct QueryRecord {
+  int64_t id = 0;          // assigned by the store
+  std::string external_id; // the dataset's id, unique within its dataset
+  std::string dataset;     // which dataset (folder name) it came from
+  std::string domain;      // subject or task
+  std::string text;        // the prompt as the models saw it
+  std::string reference;   // gold answer, "" when unknown
+  std::string source;      // the dataset's own provenance field
+};
+
+enum class OutcomeSource { kImported, kLive, kSelfPlay };
+const char* OutcomeSourceName(OutcomeSource s);
+
+// One observation: how well `expert` answered `query`, and what it cost.
+struct OutcomeRecord {
+  int64_t query_id = 0;   // QueryRecord::id
+  int64_t expert_id = 0;  // ExpertRecord::id
+  double score = 0;       // in [0, 1]
+  std::optional<double> cost_usd;
+  std::optional<int64_t> tokens_in;
+  std::optional<int64_t> tokens_out;
+  std::optional<double> latency_ms;
+  OutcomeSource source = OutcomeSource::kImported;
+  int64_t time_unix_ms = 0;  // 0 = now
+};
+
+// One request the gateway served.
+struct RequestLogRecord {
+  int64_t time_unix_ms = 0;  // 0 = now
+  std::string client_key_hash;
+  std::string requested_model;
+  std::string expert;
+  int http_status = 0;
+  std::optional<int64_t> tokens_in;
+  std::optional<int64_t> tokens_out;
+  std::optional<double> cost_usd;
+  std::optional<double> latency_ms;
+  std::optional<std::string> prompt;  // only when the configuration allows recording prompts
+};
+
+struct StoreOptions {
+  bool create = true;       // create the file and schema when missing. Default: true
+  bool read_only = false;   // Default: false
+};
+
+class Store {
+ public:
+  class Transaction;
+
+  // Opens or creates the database at `path` (":memory:" for a private in-memory one) and brings its schema up to the
+  // current version. A file written by a newer baton is refused with FailedPrecondition.
+  static StatusOr<std::unique_ptr<Store>> Open(const std::string& path, const StoreOptions& options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Starts a write transaction (BEGIN IMMEDIATE). REQUIRES: no transaction is open on this Store.
+  StatusOr<Transaction> Begin();
+
+  // Inserts the expert or, when the name exists, returns the existing id; prices given here fill in unknown ones.
+  StatusOr<int64_t> UpsertExpert(const ExpertRecord& expert);
+  // Inserts the query. AlreadyExists when its (dataset, external_id) is taken.
+  StatusOr<int64_t> InsertQuery(const QueryRecord& query);
+  // Inserts the outcome. For imported outcomes, AlreadyExists when the (query, expert) pair already has one.
+  Status InsertOutcome(const OutcomeRecord& outcome);
+  // Inserts or replaces the recorded answer text of `expert` to `query`.
+  Status PutResponse(int64_t query_id, int64_t expert_id, const std::string& text);
+  Status LogRequest(const RequestLogRecord& request);
+
+  std::optional<int64_t> FindExpert(const std::string& name);
+  std::optional<int64_t> FindQuery(const std::string& dataset, const std::string& external_id);
+
+  StatusOr<std::vector<ExpertRecord>> ListExperts();
+  // Queries of the given datasets (all when empty), in insertion order.
+  StatusOr<std::vector<QueryRecord>> ListQueries(const std::vector<std::string>& datasets = {});
+  StatusOr<std::vector<std::string>> ListDatasets();
+  // Calls `fn` for every outcome, ordered by query then expert.
+  Status ForEachOutcome(const std::function<void(const OutcomeRecord&)>& fn);
+  // The recorded answer, or NotFound.
+  StatusOr<std::string> GetResponse(int64_t query_id, int64_t expert_id);
+
+  int64_t CountRows(const std::string& table);
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// RAII write transaction: rolls back on destruction unless Commit() succeeded.
+class Store::Transaction {
+ public:
+  Transaction(Transaction&& other) noexcept : store_(other.store_) { other.store_ = nullptr; }
+  Transaction& operator=(Transaction&&) = delete;
+  ~Transaction();
+  Status Commit();
+
+ private:
+  friend class Store;
+  explicit Transaction(Store* store) : store_(store) {}
+  Store* store_;
+};
+
+}  // namespace baton

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs exactly what baton's build and tests need, from Debian's archive.
+# Idempotent and non-interactive: packages already present are skipped, so re-running is cheap.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libsqlite3-dev sqlite3  # the embedded store (the sqlite3 shell is used by tests to inspect it)
+  nlohmann-json3-dev      # JSON (JSONL datasets, model files, reports)
+  libcli11-dev            # command-line parsing
+  libfmt-dev              # formatting
+  libeigen3-dev           # linear algebra for the predictors
+  libgtest-dev libgmock-dev googletest  # unit tests
+  libbenchmark-dev        # micro-benchmarks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,30 @@
+// The CLI's command registry. Each command lives in its own file (cmd_<name>.cc) and exposes one function that
+// adds its subcommand to the root app and returns how to run it. main.cc lists them.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "baton/status.h"
+
+namespace baton::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<Status()> run;  // non-OK = the command failed; main prints the message and exits 1
+};
+
+// One Add*Command per command file.
+Command AddImportCommand(CLI::App& root);
+Command AddImportWideCommand(CLI::App& root);
+Command AddExportWideCommand(CLI::App& root);
+Command AddStatsCommand(CLI::App& root);
+
+// Shared helpers for command files.
+// Prints a table with a header row and right-aligned numeric-looking cells.
+void PrintTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace baton::cli

@@ -1,0 +1,63 @@
+// The store's schema, one version at a time. Bump kSchemaVersion and add a migration step when it changes.
+#pragma once
+
+namespace baton::store {
+
+inline constexpr int kSchemaVersion = 1;
+
+inline constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS experts (
+  id               INTEGER PRIMARY KEY,
+  name             TEXT NOT NULL UNIQUE,
+  params_b         REAL,
+  usd_per_mtok_in  REAL CHECK (usd_per_mtok_in IS NULL OR usd_per_mtok_in >= 0),
+  usd_per_mtok_out REAL CHECK (usd_per_mtok_out IS NULL OR usd_per_mtok_out >= 0),
+  price_source     TEXT NOT NULL DEFAULT '',
+  backend_json     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS queries (
+  id          INTEGER PRIMARY KEY,
+  external_id TEXT NOT NULL,
+  dataset     TEXT NOT NULL DEFAULT '',
+  domain      TEXT NOT NULL DEFAULT '',
+  text        TEXT NOT NULL,
+  reference   TEXT NOT NULL DEFAULT '',
+  source      TEXT NOT NULL DEFAULT '',
+  UNIQUE (dataset, external_id)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+  id           INTEGER PRIMARY KEY,
+  query_id     INTEGER NOT NULL REFERENCES queries(id),
+  expert_id    INTEGER NOT NULL REFERENCES experts(id),
+  score        REAL NOT NULL CHECK (score >= 0 AND score <= 1),
+  cost_usd     REAL CHECK (cost_usd IS NULL OR cost_usd >= 0),
+  tokens_in    INTEGER CHECK (tokens_in IS NULL OR tokens_in >= 0),
+  tokens_out   INTEGER CHECK (tokens_out IS NULL OR tokens_out >= 0),
+  latency_ms   REAL,
+  source       TEXT NOT NULL CHECK (source IN ('imported', 'live', 'selfplay')),
+  time_unix_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_by_query ON outcomes(query_id, expert_id);
+CREATE UNIQUE INDEX IF NOT EXISTS outcomes_imported_once ON outcomes(query_id, expert_id) WHERE source = 'imported';
+CREATE TABLE IF NOT EXISTS responses (
+  query_id  INTEGER NOT NULL REFERENCES queries(id),
+  expert_id INTEGER NOT NULL REFERENCES experts(id),
+  text      TEXT NOT NULL,
+  PRIMARY KEY (query_id, expert_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS requests (
+  id              INTEGER PRIMARY KEY,
+  time_unix_ms    INTEGER NOT NULL,
+  client_key_hash TEXT NOT NULL DEFAULT '',
+  requested_model TEXT NOT NULL DEFAULT '',
+  expert          TEXT NOT NULL DEFAULT '',
+  http_status     INTEGER NOT NULL,
+  tokens_in       INTEGER,
+  tokens_out      INTEGER,
+  cost_usd        REAL,
+  latency_ms      REAL,
+  prompt          TEXT
+);
+)sql";
+
+}  // namespace baton::store

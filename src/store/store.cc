@@ -1,0 +1,287 @@
+#include "baton/store.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "store/schema.h"
+#include "store/sqlite.h"
+
+namespace baton {
+
+using store::Db;
+using store::Stmt;
+
+const char* OutcomeSourceName(OutcomeSource s) {
+  switch (s) {
+    case OutcomeSource::kImported: return "imported";
+    case OutcomeSource::kLive: return "live";
+    case OutcomeSource::kSelfPlay: return "selfplay";
+  }
+  return "imported";
+}
+
+namespace {
+
+OutcomeSource ParseSource(std::string_view s) {
+  if (s == "live") return OutcomeSource::kLive;
+  if (s == "selfplay") return OutcomeSource::kSelfPlay;
+  return OutcomeSource::kImported;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Store::Impl {
+  Db db;
+  std::string path;
+  bool in_transaction = false;
+  // Prepared once, reused for every row (the import hot path).
+  std::optional<Stmt> insert_outcome, insert_query, find_expert, find_query, insert_expert, fill_prices,
+      put_response;
+
+  StatusOr<Stmt*> Cached(std::optional<Stmt>& slot, std::string_view sql) {
+    if (!slot) {
+      BATON_ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql));
+      slot.emplace(std::move(s));
+    }
+    return &*slot;
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreOptions& options) {
+  if (path.empty()) return Status::InvalidArgument("database path is empty (pass --db FILE)");
+  BATON_ASSIGN_OR_RETURN(Db db, Db::Open(path, options.create && !options.read_only));
+  auto impl = std::make_unique<Impl>();
+  impl->db = std::move(db);
+  impl->path = path;
+  Db& d = impl->db;
+  // A file that is not a database fails here, on the first read.
+  BATON_ASSIGN_OR_RETURN(Stmt version_stmt, d.Prepare("PRAGMA user_version"));
+  StatusOr<bool> has = version_stmt.Step();
+  if (!has.ok()) return Status::DataLoss(fmt::format("{}: not a baton database ({})", path, has.status().message()));
+  const int64_t version = version_stmt.Int(0);
+  version_stmt.Reset();  // an active statement would keep a read transaction open
+  if (version > store::kSchemaVersion) {
+    return Status::FailedPrecondition(fmt::format(
+        "{}: schema version {} was written by a newer baton (this one reads up to {})", path, version,
+        store::kSchemaVersion));
+  }
+  if (!options.read_only) {
+    if (path != ":memory:") BATON_RETURN_IF_ERROR(d.Exec("PRAGMA journal_mode=WAL"));
+    BATON_RETURN_IF_ERROR(d.Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"));
+    if (version < store::kSchemaVersion) {
+      BATON_RETURN_IF_ERROR(d.Exec("BEGIN IMMEDIATE"));
+      Status st = d.Exec(store::kSchemaV1);
+      if (st.ok()) st = d.Exec(fmt::format("PRAGMA user_version={}", store::kSchemaVersion));
+      if (!st.ok()) {
+        (void)d.Exec("ROLLBACK");
+        return st.WithContext(path);
+      }
+      BATON_RETURN_IF_ERROR(d.Exec("COMMIT"));
+    }
+  } else if (version == 0) {
+    return Status::FailedPrecondition(fmt::format("{}: empty database (run `baton import` first)", path));
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+StatusOr<Store::Transaction> Store::Begin() {
+  if (impl_->in_transaction) return Status::FailedPrecondition("a transaction is already open on this store");
+  BATON_RETURN_IF_ERROR(impl_->db.Exec("BEGIN IMMEDIATE"));
+  impl_->in_transaction = true;
+  return Transaction(this);
+}
+
+Store::Transaction::~Transaction() {
+  if (store_ && store_->impl_->in_transaction) {
+    (void)store_->impl_->db.Exec("ROLLBACK");
+    store_->impl_->in_transaction = false;
+  }
+}
+
+Status Store::Transaction::Commit() {
+  if (!store_ || !store_->impl_->in_transaction) return Status::FailedPrecondition("no open transaction");
+  BATON_RETURN_IF_ERROR(store_->impl_->db.Exec("COMMIT"));
+  store_->impl_->in_transaction = false;
+  return Status::Ok();
+}
+
+StatusOr<int64_t> Store::UpsertExpert(const ExpertRecord& e) {
+  if (e.name.empty()) return Status::InvalidArgument("expert name is empty");
+  if (auto id = FindExpert(e.name)) {
+    BATON_ASSIGN_OR_RETURN(Stmt * fill, impl_->Cached(impl_->fill_prices, R"sql(
+      UPDATE experts SET params_b = COALESCE(params_b, ?2), usd_per_mtok_in = COALESCE(usd_per_mtok_in, ?3),
+        usd_per_mtok_out = COALESCE(usd_per_mtok_out, ?4),
+        price_source = CASE WHEN price_source = '' THEN ?5 ELSE price_source END WHERE id = ?1)sql"));
+    fill->Bind(1, *id).Bind(2, e.params_b).Bind(3, e.usd_per_mtok_in).Bind(4, e.usd_per_mtok_out).Bind(5,
+                                                                                                     e.price_source);
+    BATON_RETURN_IF_ERROR(fill->Run());
+    return *id;
+  }
+  BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->insert_expert, R"sql(
+    INSERT INTO experts(name, params_b, usd_per_mtok_in, usd_per_mtok_out, price_source, backend_json)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql"));
+  s->Bind(1, e.name).Bind(2, e.params_b).Bind(3, e.usd_per_mtok_in).Bind(4, e.usd_per_mtok_out);
+  s->Bind(5, e.price_source).Bind(6, e.backend_json);
+  BATON_RETURN_IF_ERROR(s->Run().WithContext(fmt::format("expert '{}'", e.name)));
+  return impl_->db.LastInsertRowId();
+}
+
+StatusOr<int64_t> Store::InsertQuery(const QueryRecord& q) {
+  BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->insert_query, R"sql(
+    INSERT INTO queries(external_id, dataset, domain, text, reference, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql"));
+  s->Bind(1, q.external_id).Bind(2, q.dataset).Bind(3, q.domain).Bind(4, q.text).Bind(5, q.reference);
+  s->Bind(6, q.source);
+  Status st = s->Run();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists(
+        fmt::format("query id '{}' of dataset '{}' is already in the database", q.external_id, q.dataset));
+  }
+  BATON_RETURN_IF_ERROR(st);
+  return impl_->db.LastInsertRowId();
+}
+
+Status Store::InsertOutcome(const OutcomeRecord& o) {
+  BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->insert_outcome, R"sql(
+    INSERT INTO outcomes(query_id, expert_id, score, cost_usd, tokens_in, tokens_out, latency_ms, source, time_unix_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9))sql"));
+  s->Bind(1, o.query_id).Bind(2, o.expert_id).Bind(3, o.score).Bind(4, o.cost_usd).Bind(5, o.tokens_in);
+  s->Bind(6, o.tokens_out).Bind(7, o.latency_ms).Bind(8, std::string_view(OutcomeSourceName(o.source)));
+  s->Bind(9, o.time_unix_ms ? o.time_unix_ms : NowMs());
+  return s->Run();
+}
+
+Status Store::PutResponse(int64_t query_id, int64_t expert_id, const std::string& text) {
+  BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->put_response,
+                                                 "INSERT OR REPLACE INTO responses(query_id, expert_id, text) "
+                                                 "VALUES (?1, ?2, ?3)"));
+  s->Bind(1, query_id).Bind(2, expert_id).Bind(3, text);
+  return s->Run();
+}
+
+Status Store::LogRequest(const RequestLogRecord& r) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+    INSERT INTO requests(time_unix_ms, client_key_hash, requested_model, expert, http_status, tokens_in, tokens_out,
+                         cost_usd, latency_ms, prompt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))sql"));
+  s.Bind(1, r.time_unix_ms ? r.time_unix_ms : NowMs()).Bind(2, r.client_key_hash).Bind(3, r.requested_model);
+  s.Bind(4, r.expert).Bind(5, static_cast<int64_t>(r.http_status)).Bind(6, r.tokens_in).Bind(7, r.tokens_out);
+  s.Bind(8, r.cost_usd).Bind(9, r.latency_ms);
+  if (r.prompt) s.Bind(10, *r.prompt); else s.BindNull(10);
+  return s.Run();
+}
+
+std::optional<int64_t> Store::FindExpert(const std::string& name) {
+  StatusOr<Stmt*> s = impl_->Cached(impl_->find_expert, "SELECT id FROM experts WHERE name = ?1");
+  if (!s.ok()) return std::nullopt;
+  (*s)->Bind(1, name);
+  StatusOr<bool> row = (*s)->Step();
+  std::optional<int64_t> id;
+  if (row.ok() && *row) id = (*s)->Int(0);
+  (*s)->Reset();
+  return id;
+}
+
+std::optional<int64_t> Store::FindQuery(const std::string& dataset, const std::string& external_id) {
+  StatusOr<Stmt*> s =
+      impl_->Cached(impl_->find_query, "SELECT id FROM queries WHERE dataset = ?1 AND external_id = ?2");
+  if (!s.ok()) return std::nullopt;
+  (*s)->Bind(1, dataset).Bind(2, external_id);
+  StatusOr<bool> row = (*s)->Step();
+  std::optional<int64_t> id;
+  if (row.ok() && *row) id = (*s)->Int(0);
+  (*s)->Reset();
+  return id;
+}
+
+StatusOr<std::vector<ExpertRecord>> Store::ListExperts() {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(
+      "SELECT id, name, params_b, usd_per_mtok_in, usd_per_mtok_out, price_source, backend_json FROM experts "
+      "ORDER BY id"));
+  std::vector<ExpertRecord> out;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Int(0), std::string(s.Text(1)), s.OptDouble(2), s.OptDouble(3), s.OptDouble(4),
+                   std::string(s.Text(5)), std::string(s.Text(6))});
+  }
+  return out;
+}
+
+StatusOr<std::vector<QueryRecord>> Store::ListQueries(const std::vector<std::string>& datasets) {
+  std::string sql = "SELECT id, external_id, dataset, domain, text, reference, source FROM queries";
+  if (!datasets.empty()) {
+    sql += " WHERE dataset IN (";
+    for (size_t i = 0; i < datasets.size(); ++i) sql += fmt::format("{}?{}", i ? "," : "", i + 1);
+    sql += ")";
+  }
+  sql += " ORDER BY id";
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(sql));
+  for (size_t i = 0; i < datasets.size(); ++i) s.Bind(static_cast<int>(i + 1), datasets[i]);
+  std::vector<QueryRecord> out;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Int(0), std::string(s.Text(1)), std::string(s.Text(2)), std::string(s.Text(3)),
+                   std::string(s.Text(4)), std::string(s.Text(5)), std::string(s.Text(6))});
+  }
+  return out;
+}
+
+StatusOr<std::vector<std::string>> Store::ListDatasets() {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare("SELECT DISTINCT dataset FROM queries ORDER BY dataset"));
+  std::vector<std::string> out;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.emplace_back(s.Text(0));
+  }
+  return out;
+}
+
+Status Store::ForEachOutcome(const std::function<void(const OutcomeRecord&)>& fn) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(
+      "SELECT query_id, expert_id, score, cost_usd, tokens_in, tokens_out, latency_ms, source, time_unix_ms "
+      "FROM outcomes ORDER BY query_id, expert_id"));
+  OutcomeRecord o;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    o.query_id = s.Int(0);
+    o.expert_id = s.Int(1);
+    o.score = s.Double(2);
+    o.cost_usd = s.OptDouble(3);
+    o.tokens_in = s.OptInt(4);
+    o.tokens_out = s.OptInt(5);
+    o.latency_ms = s.OptDouble(6);
+    o.source = ParseSource(s.Text(7));
+    o.time_unix_ms = s.Int(8);
+    fn(o);
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> Store::GetResponse(int64_t query_id, int64_t expert_id) {
+  BATON_ASSIGN_OR_RETURN(Stmt s,
+                         impl_->db.Prepare("SELECT text FROM responses WHERE query_id = ?1 AND expert_id = ?2"));
+  s.Bind(1, query_id).Bind(2, expert_id);
+  BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound(fmt::format("no recorded response for query {} and expert {}", query_id, expert_id));
+  return std::string(s.Text(0));
+}
+
+int64_t Store::CountRows(const std::string& table) {
+  StatusOr<Stmt> s = impl_->db.Prepare(fmt::format("SELECT COUNT(*) FROM \"{}\"", table));
+  if (!s.ok()) return -1;
+  StatusOr<bool> row = s->Step();
+  return row.ok() && *row ? s->Int(0) : -1;
+}
+
+}  // namespace baton

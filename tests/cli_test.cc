@@ -51,7 +51,8 @@ TEST_P(BundledDatasetTest, ImportExportWideImportWideRoundTrip) {
   EXPECT_EQ(a["domains"], b["domains"]);
   // Experts with no outcome (arena-hard's two ungraded models) have no score column in the wide form.
   nlohmann::json ea = nlohmann::json::array();
-  for (const auto& e : a["experts"]) if (e["observed"].get<int>() > 0) ea.push_back(e);
+  for (const auto& e : a["experts"])
+    if (e["observed"].get<int>() > 0) ea.push_back(e);
   const nlohmann::json& eb = b["experts"];
   ASSERT_EQ(ea.size(), eb.size());
   for (size_t i = 0; i < ea.size(); ++i) {
@@ -69,7 +70,8 @@ INSTANTIATE_TEST_SUITE_P(All, BundledDatasetTest,
                                            "arena-hard-v1", "mmlu-pro"),
                          [](const auto& info) {
                            std::string s = info.param;
-                           for (char& c : s) if (c == '-') c = '_';
+                           for (char& c : s)
+                             if (c == '-') c = '_';
                            return s;
                          });
 

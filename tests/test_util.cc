@@ -30,7 +30,9 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
   return p.string();
 }
 
-std::string DataPath(const std::string& relative) { return std::string(BATON_SOURCE_DIR) + "/data/" + relative; }
+std::string DataPath(const std::string& relative) {
+  return std::string(BATON_SOURCE_DIR) + "/data/" + relative;
+}
 
 CommandResult RunBaton(const std::string& args) {
   const std::string cmd = std::string(BATON_BINARY) + " " + args + " 2>&1";

@@ -79,8 +79,8 @@ class Dataset {
 };
 
 struct DatasetFilter {
-  std::vector<std::string> datasets;  // dataset names as stored (folder names); empty = all. Default: all
-  std::vector<std::string> experts;   // expert names; empty = all. Default: all
+  std::vector<std::string> datasets;    // dataset names as stored (folder names); empty = all. Default: all
+  std::vector<std::string> experts;     // expert names; empty = all. Default: all
   bool drop_unobserved_queries = true;  // drop queries no selected expert was observed on. Default: true
 };
 

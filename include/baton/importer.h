@@ -19,15 +19,15 @@ namespace baton {
 
 struct ImportSummary {
   std::string dataset;
-  size_t experts = 0;    // experts named by the import (new or existing)
+  size_t experts = 0;  // experts named by the import (new or existing)
   size_t queries = 0;
   size_t outcomes = 0;
   size_t responses = 0;
 };
 
 struct ImportOptions {
-  std::string dataset;          // dataset name stored with each query. Default: the folder's base name
-  bool with_responses = true;   // also import responses.jsonl when present. Default: true
+  std::string dataset;         // dataset name stored with each query. Default: the folder's base name
+  bool with_responses = true;  // also import responses.jsonl when present. Default: true
 };
 
 StatusOr<ImportSummary> ImportDir(Store& store, const std::string& dir, const ImportOptions& options = {});

@@ -13,9 +13,9 @@ namespace baton {
 
 struct ExpertStats {
   std::string name;
-  size_t observed = 0;      // queries with an outcome
-  double mean_score = 0;    // over observed queries; NaN when none
-  double mean_cost = 0;     // USD per query over queries with a known cost; NaN when none
+  size_t observed = 0;    // queries with an outcome
+  double mean_score = 0;  // over observed queries; NaN when none
+  double mean_cost = 0;   // USD per query over queries with a known cost; NaN when none
 };
 
 struct DomainStats {

@@ -21,15 +21,15 @@ namespace baton {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // the caller's input is malformed or out of range
-  kNotFound,          // a named thing (file, expert, query) does not exist
-  kAlreadyExists,     // a unique thing would be duplicated
+  kInvalidArgument,     // the caller's input is malformed or out of range
+  kNotFound,            // a named thing (file, expert, query) does not exist
+  kAlreadyExists,       // a unique thing would be duplicated
   kFailedPrecondition,  // the system is not in a state to do this (e.g. empty training set)
-  kDataLoss,          // a file is truncated, corrupted or from another version
-  kIoError,           // the operating system or the database refused
-  kUnavailable,       // a remote party did not answer
-  kResourceExhausted, // a budget or a limit would be exceeded
-  kInternal,          // a bug: an invariant did not hold
+  kDataLoss,            // a file is truncated, corrupted or from another version
+  kIoError,             // the operating system or the database refused
+  kUnavailable,         // a remote party did not answer
+  kResourceExhausted,   // a budget or a limit would be exceeded
+  kInternal,            // a bug: an invariant did not hold
 };
 
 // Returns the code's name, e.g. "InvalidArgument".
@@ -70,7 +70,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok() && "StatusOr constructed from an OK status without a value");
     if (status_.ok()) status_ = Status::Internal("StatusOr constructed from an OK status without a value");
@@ -80,9 +80,18 @@ class [[nodiscard]] StatusOr {
   const Status& status() const { return status_; }
 
   // REQUIRES: ok()
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
@@ -97,9 +106,9 @@ class [[nodiscard]] StatusOr {
 }  // namespace baton
 
 // Returns early from the enclosing function when `expr` yields a non-OK Status.
-#define BATON_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    ::baton::Status baton_status_ = (expr);  \
+#define BATON_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::baton::Status baton_status_ = (expr);        \
     if (!baton_status_.ok()) return baton_status_; \
   } while (0)
 

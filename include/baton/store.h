@@ -38,13 +38,13 @@ struct ExpertRecord {
 };
 
 struct QueryRecord {
-  int64_t id = 0;          // assigned by the store
-  std::string external_id; // the dataset's id, unique within its dataset
-  std::string dataset;     // which dataset (folder name) it came from
-  std::string domain;      // subject or task
-  std::string text;        // the prompt as the models saw it
-  std::string reference;   // gold answer, "" when unknown
-  std::string source;      // the dataset's own provenance field
+  int64_t id = 0;           // assigned by the store
+  std::string external_id;  // the dataset's id, unique within its dataset
+  std::string dataset;      // which dataset (folder name) it came from
+  std::string domain;       // subject or task
+  std::string text;         // the prompt as the models saw it
+  std::string reference;    // gold answer, "" when unknown
+  std::string source;       // the dataset's own provenance field
 };
 
 enum class OutcomeSource { kImported, kLive, kSelfPlay };
@@ -78,8 +78,8 @@ struct RequestLogRecord {
 };
 
 struct StoreOptions {
-  bool create = true;       // create the file and schema when missing. Default: true
-  bool read_only = false;   // Default: false
+  bool create = true;      // create the file and schema when missing. Default: true
+  bool read_only = false;  // Default: false
 };
 
 class Store {

@@ -18,8 +18,9 @@ void PrintSummary(const ImportSummary& s, const std::string& db, double seconds)
 }  // namespace
 
 Command AddImportCommand(CLI::App& root) {
-  auto* app = root.add_subcommand("import", "Import a dataset folder (models.csv, queries.jsonl, outcomes.csv, "
-                                            "optional responses.jsonl) into the database, all or nothing");
+  auto* app = root.add_subcommand("import",
+                                  "Import a dataset folder (models.csv, queries.jsonl, outcomes.csv, "
+                                  "optional responses.jsonl) into the database, all or nothing");
   struct Opts {
     std::string dir, db, dataset;
     bool no_responses = false;
@@ -32,8 +33,9 @@ Command AddImportCommand(CLI::App& root) {
   return {app, [o]() -> Status {
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db));
             const auto t0 = std::chrono::steady_clock::now();
-            BATON_ASSIGN_OR_RETURN(ImportSummary s,
-                                   ImportDir(*store, o->dir, {.dataset = o->dataset, .with_responses = !o->no_responses}));
+            BATON_ASSIGN_OR_RETURN(
+                ImportSummary s,
+                ImportDir(*store, o->dir, {.dataset = o->dataset, .with_responses = !o->no_responses}));
             PrintSummary(s, o->db, SecondsSince(t0));
             return Status::Ok();
           }};
@@ -41,8 +43,9 @@ Command AddImportCommand(CLI::App& root) {
 
 Command AddImportWideCommand(CLI::App& root) {
   auto* app = root.add_subcommand(
-      "import-wide", "Import a 'one column per model' CSV (RouterBench / RouteLLM layout): one row a query, a score "
-                     "column per model, optional '<model>|total_cost' and '<model>|model_response' columns");
+      "import-wide",
+      "Import a 'one column per model' CSV (RouterBench / RouteLLM layout): one row a query, a score "
+      "column per model, optional '<model>|total_cost' and '<model>|model_response' columns");
   struct Opts {
     std::string file, db, query_col, text_col, domain_col, dataset;
     std::vector<std::string> models, ignore;
@@ -54,8 +57,7 @@ Command AddImportWideCommand(CLI::App& root) {
   app->add_option("--text-col", o->text_col, "column holding the prompt text")->required();
   app->add_option("--domain-col", o->domain_col, "column holding the domain / task name");
   app->add_option("--dataset", o->dataset, "name stored with each query (default: the file's name)");
-  app->add_option("--models", o->models, "score columns (default: every other column without a '|')")
-      ->delimiter(',');
+  app->add_option("--models", o->models, "score columns (default: every other column without a '|')")->delimiter(',');
   app->add_option("--ignore-col", o->ignore, "columns that are neither models nor named above")->delimiter(',');
   return {app, [o]() -> Status {
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db));
@@ -68,8 +70,9 @@ Command AddImportWideCommand(CLI::App& root) {
 }
 
 Command AddExportWideCommand(CLI::App& root) {
-  auto* app = root.add_subcommand("export-wide", "Write one stored dataset as a 'one column per model' CSV "
-                                                 "(the layout import-wide reads)");
+  auto* app = root.add_subcommand("export-wide",
+                                  "Write one stored dataset as a 'one column per model' CSV "
+                                  "(the layout import-wide reads)");
   struct Opts {
     std::string db, dataset, out;
   };

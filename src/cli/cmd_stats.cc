@@ -9,8 +9,9 @@
 namespace baton::cli {
 
 Command AddStatsCommand(CLI::App& root) {
-  auto* app = root.add_subcommand("stats", "Per expert: observed queries, mean score, mean cost per query; "
-                                           "per domain: query and outcome counts");
+  auto* app = root.add_subcommand("stats",
+                                  "Per expert: observed queries, mean score, mean cost per query; "
+                                  "per domain: query and outcome counts");
   struct Opts {
     std::string db;
     std::vector<std::string> datasets;
@@ -20,30 +21,30 @@ Command AddStatsCommand(CLI::App& root) {
   app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
   app->add_option("--dataset", o->datasets, "only these datasets (default: all)")->delimiter(',');
   app->add_flag("--json", o->json, "print JSON instead of tables");
-  return {app, [o]() -> Status {
-            BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
-            BATON_ASSIGN_OR_RETURN(Dataset ds, LoadDataset(*store, {.datasets = o->datasets}));
-            const DatasetStats s = ComputeStats(ds);
-            if (o->json) {
-              fmt::print("{}\n", StatsToJson(s).dump(2));
-              return Status::Ok();
-            }
-            fmt::print("{} queries, {} experts, {} outcomes\n\n", s.queries, s.experts.size(), s.outcomes);
-            std::vector<std::vector<std::string>> rows;
-            for (const auto& e : s.experts) {
-              rows.push_back({e.name, std::to_string(e.observed), FormatFraction(e.mean_score),
-                              FormatUsd(e.mean_cost)});
-            }
-            PrintTable({"expert", "observed", "mean score", "mean cost/query ($)"}, rows);
-            rows.clear();
-            for (const auto& d : s.domains) {
-              rows.push_back({d.domain.empty() ? "(none)" : d.domain, std::to_string(d.queries),
-                              std::to_string(d.outcomes)});
-            }
-            fmt::print("\n");
-            PrintTable({"domain", "queries", "outcomes"}, rows);
-            return Status::Ok();
-          }};
+  return {
+      app, [o]() -> Status {
+        BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
+        BATON_ASSIGN_OR_RETURN(Dataset ds, LoadDataset(*store, {.datasets = o->datasets}));
+        const DatasetStats s = ComputeStats(ds);
+        if (o->json) {
+          fmt::print("{}\n", StatsToJson(s).dump(2));
+          return Status::Ok();
+        }
+        fmt::print("{} queries, {} experts, {} outcomes\n\n", s.queries, s.experts.size(), s.outcomes);
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& e : s.experts) {
+          rows.push_back({e.name, std::to_string(e.observed), FormatFraction(e.mean_score), FormatUsd(e.mean_cost)});
+        }
+        PrintTable({"expert", "observed", "mean score", "mean cost/query ($)"}, rows);
+        rows.clear();
+        for (const auto& d : s.domains) {
+          rows.push_back(
+              {d.domain.empty() ? "(none)" : d.domain, std::to_string(d.queries), std::to_string(d.outcomes)});
+        }
+        fmt::print("\n");
+        PrintTable({"domain", "queries", "outcomes"}, rows);
+        return Status::Ok();
+      }};
 }
 
 }  // namespace baton::cli

@@ -8,8 +8,9 @@
 #include "cli/command.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"baton: one endpoint in front of many LLMs; routes each query to the expert that gives the best answer "
-               "for the money, and learns from recorded outcomes."};
+  CLI::App app{
+      "baton: one endpoint in front of many LLMs; routes each query to the expert that gives the best answer "
+      "for the money, and learns from recorded outcomes."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "baton 0.1.0");
   std::vector<baton::cli::Command> commands = {

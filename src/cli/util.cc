@@ -1,8 +1,8 @@
 #include "cli/util.h"
 
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
-#include <unistd.h>
 
 #include <fmt/format.h>
 

@@ -9,9 +9,9 @@ namespace baton {
 namespace {
 
 Dataset Small() {
-  Dataset d({{.name = "a"}, {.name = "b"}, {.name = "c"}},
-            {{.external_id = "q0", .domain = "x"}, {.external_id = "q1", .domain = "y"},
-             {.external_id = "q2", .domain = "x"}});
+  Dataset d({{.name = "a"}, {.name = "b"}, {.name = "c"}}, {{.external_id = "q0", .domain = "x"},
+                                                            {.external_id = "q1", .domain = "y"},
+                                                            {.external_id = "q2", .domain = "x"}});
   d.Set(0, 0, 1, 0.1f);
   d.Set(0, 1, 0, 0.2f);
   d.Set(1, 2, 0.5f, NAN);
@@ -64,8 +64,9 @@ TEST(DatasetTest, MeanOfRepeatedObservations) {
   auto e = s.UpsertExpert({.name = "m"});
   auto q = s.InsertQuery({.external_id = "q", .dataset = "d", .text = "t"});
   ASSERT_TRUE(s.InsertOutcome({.query_id = *q, .expert_id = *e, .score = 1, .cost_usd = 0.2}).ok());
-  ASSERT_TRUE(s.InsertOutcome({.query_id = *q, .expert_id = *e, .score = 0, .cost_usd = 0.4,
-                               .source = OutcomeSource::kLive}).ok());
+  ASSERT_TRUE(
+      s.InsertOutcome({.query_id = *q, .expert_id = *e, .score = 0, .cost_usd = 0.4, .source = OutcomeSource::kLive})
+          .ok());
   auto ds = LoadDataset(s);
   ASSERT_TRUE(ds.ok());
   EXPECT_FLOAT_EQ(ds->score(0, 0), 0.5f);

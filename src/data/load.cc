@@ -57,7 +57,8 @@ StatusOr<Dataset> LoadDataset(Store& store, const DatasetFilter& filter) {
     ++count[i];
     s[i] += o.score;
     if (o.cost_usd) c[i] += *o.cost_usd, ++cost_n[i];
-    if (o.tokens_in && o.tokens_out) ti[i] += static_cast<double>(*o.tokens_in), to[i] += static_cast<double>(*o.tokens_out), ++tok_n[i];
+    if (o.tokens_in && o.tokens_out)
+      ti[i] += static_cast<double>(*o.tokens_in), to[i] += static_cast<double>(*o.tokens_out), ++tok_n[i];
   }));
   std::vector<size_t> keep;
   for (size_t q = 0; q < full.num_queries(); ++q) {
@@ -66,8 +67,7 @@ StatusOr<Dataset> LoadDataset(Store& store, const DatasetFilter& filter) {
       const size_t i = q * n_e + e;
       if (!count[i]) continue;
       any = true;
-      full.Set(q, e, static_cast<float>(s[i] / count[i]),
-               cost_n[i] ? static_cast<float>(c[i] / cost_n[i]) : NAN,
+      full.Set(q, e, static_cast<float>(s[i] / count[i]), cost_n[i] ? static_cast<float>(c[i] / cost_n[i]) : NAN,
                tok_n[i] ? static_cast<float>(ti[i] / tok_n[i]) : NAN,
                tok_n[i] ? static_cast<float>(to[i] / tok_n[i]) : NAN);
     }

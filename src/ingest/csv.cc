@@ -46,8 +46,8 @@ StatusOr<bool> CsvReader::Next(std::vector<std::string_view>* fields) {
       ++pos_;
       while (true) {
         if (pos_ >= n) {
-          return Status::DataLoss(fmt::format("{}: quoted field opened here is never closed (file truncated?)",
-                                              Where(name_, quote_line)));
+          return Status::DataLoss(
+              fmt::format("{}: quoted field opened here is never closed (file truncated?)", Where(name_, quote_line)));
         }
         const char c = d[pos_];
         if (c == '"') {

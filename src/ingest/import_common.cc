@@ -12,7 +12,8 @@ StatusOr<int64_t> ImportState::QueryId(Store& store, std::string_view external_i
   if (auto it = query.find(key); it != query.end()) return it->second.first;
   if (auto id = store.FindQuery(summary.dataset, key)) return *id;
   return Status::InvalidArgument(
-      fmt::format("{}: query '{}' does not exist (not in queries.jsonl nor in dataset '{}' of the database)", Where(file, line), key, summary.dataset));
+      fmt::format("{}: query '{}' does not exist (not in queries.jsonl nor in dataset '{}' of the database)",
+                  Where(file, line), key, summary.dataset));
 }
 
 StatusOr<int64_t> ImportState::ExpertId(Store& store, std::string_view name, const std::string& file, size_t line) {
@@ -90,9 +91,8 @@ Status AddOutcome(Store& store, int64_t query_id, int64_t expert_id, const CellV
   o.source = OutcomeSource::kImported;
   Status s = store.InsertOutcome(o);
   if (s.code() == StatusCode::kAlreadyExists) {
-    return Status::AlreadyExists(
-        fmt::format("{}: an imported outcome for this (query, model) pair is already in the database",
-                    Where(file, line)));
+    return Status::AlreadyExists(fmt::format(
+        "{}: an imported outcome for this (query, model) pair is already in the database", Where(file, line)));
   }
   if (!s.ok()) return s.WithContext(Where(file, line));
   ++st.summary.outcomes;

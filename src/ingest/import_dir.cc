@@ -57,8 +57,7 @@ Status ImportModels(Store& store, const std::string& path, ingest::ImportState& 
 }
 
 // Reads a JSON Lines file, calling `fn(object, line)` for every non-blank line.
-Status ForEachJsonLine(const std::string& path,
-                       const std::function<Status(const nlohmann::json&, size_t)>& fn) {
+Status ForEachJsonLine(const std::string& path, const std::function<Status(const nlohmann::json&, size_t)>& fn) {
   BATON_ASSIGN_OR_RETURN(std::string text, ingest::ReadFile(path));
   BATON_RETURN_IF_ERROR(ingest::ValidateUtf8(text, path));
   size_t pos = 0, line = 0;
@@ -72,8 +71,8 @@ Status ForEachJsonLine(const std::string& path,
     if (l.find_first_not_of(" \t") == std::string_view::npos) continue;
     nlohmann::json j = nlohmann::json::parse(l, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) {
-      return Status::InvalidArgument(fmt::format("{}: not a valid JSON object (malformed or truncated line)",
-                                                 Where(path, line)));
+      return Status::InvalidArgument(
+          fmt::format("{}: not a valid JSON object (malformed or truncated line)", Where(path, line)));
     }
     if (!j.is_object()) return Status::InvalidArgument(fmt::format("{}: expected a JSON object", Where(path, line)));
     BATON_RETURN_IF_ERROR(fn(j, line));
@@ -160,8 +159,10 @@ StatusOr<ImportSummary> ImportDir(Store& store, const std::string& dir, const Im
   const fs::path root(dir);
   for (const char* required : {"models.csv", "queries.jsonl", "outcomes.csv"}) {
     if (!fs::exists(root / required, ec)) {
-      return Status::NotFound(fmt::format("{}: missing {} (a dataset folder holds models.csv, queries.jsonl, "
-                                          "outcomes.csv and optionally responses.jsonl)", dir, required));
+      return Status::NotFound(
+          fmt::format("{}: missing {} (a dataset folder holds models.csv, queries.jsonl, "
+                      "outcomes.csv and optionally responses.jsonl)",
+                      dir, required));
     }
   }
   ingest::ImportState st;

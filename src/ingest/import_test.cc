@@ -112,17 +112,14 @@ TEST(ImportDirTest, RejectsMalformedCsvRow) {
 TEST(ImportDirTest, RejectsScoreOutsideUnitInterval) {
   ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,1.5,0.1,1,1\n", "score 1.5 is outside [0, 1]",
                  "outcomes.csv:2");
-  ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,-0.1,0.1,1,1\n", "outside [0, 1]",
-                 "outcomes.csv:2");
-  ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,high,0.1,1,1\n", "is not a number",
-                 "outcomes.csv:2");
+  ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,-0.1,0.1,1,1\n", "outside [0, 1]", "outcomes.csv:2");
+  ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,high,0.1,1,1\n", "is not a number", "outcomes.csv:2");
 }
 
 TEST(ImportDirTest, RejectsNegativeCost) {
   ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,1,-0.01,1,1\n", "cost_usd -0.01 is negative",
                  "outcomes.csv:2");
-  ExpectRejected("models.csv", "model,usd_per_mtok_in\nsmall,-1\n", "usd_per_mtok_in -1 is negative",
-                 "models.csv:2");
+  ExpectRejected("models.csv", "model,usd_per_mtok_in\nsmall,-1\n", "usd_per_mtok_in -1 is negative", "models.csv:2");
 }
 
 TEST(ImportDirTest, RejectsOutcomeForUnknownQuery) {
@@ -148,20 +145,17 @@ TEST(ImportDirTest, RejectsPairAlreadyInDatabase) {
 TEST(ImportDirTest, RejectsDuplicateQueryId) {
   ExpectRejected("queries.jsonl", "{\"id\": \"b1\", \"text\": \"x\"}\n{\"id\": \"b1\", \"text\": \"y\"}\n",
                  "query id 'b1' appears twice (first on line 1)", "queries.jsonl:2");
-  ExpectRejected("queries.jsonl", "{\"id\": \"q1\", \"text\": \"x\"}\n", "already in the database",
-                 "queries.jsonl:1");
+  ExpectRejected("queries.jsonl", "{\"id\": \"q1\", \"text\": \"x\"}\n", "already in the database", "queries.jsonl:1");
 }
 
 TEST(ImportDirTest, RejectsMissingColumn) {
-  ExpectRejected("outcomes.csv", "query_id,model,cost_usd\nb1,small,0.1\n", "missing column 'score'",
-                 "outcomes.csv:1");
+  ExpectRejected("outcomes.csv", "query_id,model,cost_usd\nb1,small,0.1\n", "missing column 'score'", "outcomes.csv:1");
   ExpectRejected("queries.jsonl", "{\"id\": \"b1\"}\n", "missing field \"text\"", "queries.jsonl:1");
 }
 
 TEST(ImportDirTest, RejectsTruncatedFile) {
   // Cut in the middle of a row, and in the middle of a quoted field.
-  ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,1,0.1,1,1\nb2,sm", "truncated row",
-                 "outcomes.csv:3");
+  ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,1,0.1,1,1\nb2,sm", "truncated row", "outcomes.csv:3");
   ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,small,1,0.1,1,1\nb2,\"sma", "never closed",
                  "outcomes.csv:3");
   ExpectRejected("queries.jsonl", "{\"id\": \"b1\", \"text\": \"x\"}\n{\"id\": \"b2\", \"te", "truncated",
@@ -171,8 +165,11 @@ TEST(ImportDirTest, RejectsTruncatedFile) {
 TEST(ImportDirTest, RejectsNonUtf8Bytes) {
   ExpectRejected("queries.jsonl", "{\"id\": \"b1\", \"text\": \"caf\xE9\"}\n", "invalid UTF-8 byte 0xE9",
                  "queries.jsonl:1");
-  ExpectRejected("outcomes.csv", std::string(kHeader) + "b1,sm\xC3" "all,1,0.1,1,1\n", "invalid UTF-8",
-                 "outcomes.csv:2");
+  ExpectRejected("outcomes.csv",
+                 std::string(kHeader) +
+                     "b1,sm\xC3"
+                     "all,1,0.1,1,1\n",
+                 "invalid UTF-8", "outcomes.csv:2");
 }
 
 TEST(ImportDirTest, RejectsMissingFolderAndFiles) {
@@ -196,8 +193,8 @@ TEST(ImportWideTest, ReadsRouterBenchLayout) {
       "s2,\"multi\nline\",mbpp,1,,gpt-4,0.02,,ok\n");
   auto store = Store::Open(tmp.path() + "/w.db");
   ASSERT_TRUE(store.ok());
-  WideImportOptions o{.query_col = "sample_id", .text_col = "prompt", .domain_col = "eval_name",
-                      .ignore_cols = {"oracle"}};
+  WideImportOptions o{
+      .query_col = "sample_id", .text_col = "prompt", .domain_col = "eval_name", .ignore_cols = {"oracle"}};
   auto s = ImportWide(**store, csv, o);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->queries, 2u);
@@ -215,8 +212,7 @@ TEST(ImportWideTest, ReadsRouterBenchLayout) {
 
 TEST(ImportWideTest, NonScoreColumnNeedsIgnoreAndNothingIsWritten) {
   TempDir tmp;
-  const std::string csv =
-      tmp.Write("wide.csv", "id,prompt,gpt-4,oracle\ns1,hi,1,gpt-4\n");
+  const std::string csv = tmp.Write("wide.csv", "id,prompt,gpt-4,oracle\ns1,hi,1,gpt-4\n");
   const std::string db = tmp.path() + "/w.db";
   auto store = Store::Open(db);
   ASSERT_TRUE(store.ok());

@@ -31,7 +31,7 @@ struct ModelColumns {
 };
 
 StatusOr<std::vector<ModelColumns>> ResolveModelColumns(const CsvHeader& h, const WideImportOptions& o,
-                                                       const std::string& path) {
+                                                        const std::string& path) {
   std::unordered_set<std::string> reserved = {o.query_col, o.text_col};
   if (!o.domain_col.empty()) reserved.insert(o.domain_col);
   std::vector<std::string> names = o.model_cols;
@@ -45,15 +45,19 @@ StatusOr<std::vector<ModelColumns>> ResolveModelColumns(const CsvHeader& h, cons
     }
   }
   if (names.empty()) {
-    return Status::InvalidArgument(fmt::format("{}: no model score columns (every column is the query, text or "
-                                               "domain column, ignored, or holds a '|')", path));
+    return Status::InvalidArgument(
+        fmt::format("{}: no model score columns (every column is the query, text or "
+                    "domain column, ignored, or holds a '|')",
+                    path));
   }
   std::vector<ModelColumns> out;
   std::unordered_set<std::string> models(names.begin(), names.end());
   for (const std::string& n : names) {
     if (reserved.count(n)) {
-      return Status::InvalidArgument(fmt::format("{}: column '{}' cannot be both a model and the query/text/domain "
-                                                 "column", path, n));
+      return Status::InvalidArgument(
+          fmt::format("{}: column '{}' cannot be both a model and the query/text/domain "
+                      "column",
+                      path, n));
     }
     BATON_ASSIGN_OR_RETURN(size_t score, h.Require(n));
     out.push_back({n, score, h.Find(n + std::string(kCostSuffix)), h.Find(n + std::string(kResponseSuffix))});
@@ -62,8 +66,10 @@ StatusOr<std::vector<ModelColumns>> ResolveModelColumns(const CsvHeader& h, cons
     const size_t bar = c.find('|');
     if (bar == std::string::npos || c.substr(bar) != kCostSuffix) continue;
     if (!models.count(c.substr(0, bar))) {
-      return Status::InvalidArgument(fmt::format("{}: cost column '{}' names no model score column (add the model "
-                                                 "with --models or drop the column)", Where(path, 1), c));
+      return Status::InvalidArgument(
+          fmt::format("{}: cost column '{}' names no model score column (add the model "
+                      "with --models or drop the column)",
+                      Where(path, 1), c));
     }
   }
   return out;
@@ -161,14 +167,18 @@ StatusOr<std::string> ExportWide(Store& store, const std::string& dataset) {
   std::string out;
   ingest::CsvWriter w(&out);
   std::vector<std::string> header = {"query_id", "domain", "text"};
-  for (size_t e = 0; e < ne; ++e) if (used[e]) header.push_back(experts[e].name);
-  for (size_t e = 0; e < ne; ++e) if (has_cost[e]) header.push_back(experts[e].name + std::string(kCostSuffix));
+  for (size_t e = 0; e < ne; ++e)
+    if (used[e]) header.push_back(experts[e].name);
+  for (size_t e = 0; e < ne; ++e)
+    if (has_cost[e]) header.push_back(experts[e].name + std::string(kCostSuffix));
   w.Row(header);
   std::vector<std::string> row;
   for (size_t q = 0; q < queries.size(); ++q) {
     row = {queries[q].external_id, queries[q].domain, queries[q].text};
-    for (size_t e = 0; e < ne; ++e) if (used[e]) row.push_back(score[q * ne + e]);
-    for (size_t e = 0; e < ne; ++e) if (has_cost[e]) row.push_back(cost[q * ne + e]);
+    for (size_t e = 0; e < ne; ++e)
+      if (used[e]) row.push_back(score[q * ne + e]);
+    for (size_t e = 0; e < ne; ++e)
+      if (has_cost[e]) row.push_back(cost[q * ne + e]);
     w.Row(row);
   }
   return out;

@@ -1,10 +1,10 @@
 #include "ingest/text_file.h"
 
+#include <sys/stat.h>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
 
 #include <fmt/format.h>
 
@@ -35,13 +35,13 @@ size_t Utf8SequenceLength(const unsigned char* p, const unsigned char* end) {
   if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
   if (c >= 0xE0 && c <= 0xEF) {
     if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && p[1] < 0xA0) return 0;  // overlong
+    if (c == 0xE0 && p[1] < 0xA0) return 0;   // overlong
     if (c == 0xED && p[1] >= 0xA0) return 0;  // surrogates
     return 3;
   }
   if (c >= 0xF0 && c <= 0xF4) {
     if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && p[1] < 0x90) return 0;  // overlong
+    if (c == 0xF0 && p[1] < 0x90) return 0;   // overlong
     if (c == 0xF4 && p[1] >= 0x90) return 0;  // above U+10FFFF
     return 4;
   }
@@ -90,6 +90,8 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   return v;
 }
 
-std::string Where(const std::string& file, size_t line) { return fmt::format("{}:{}", file, line); }
+std::string Where(const std::string& file, size_t line) {
+  return fmt::format("{}:{}", file, line);
+}
 
 }  // namespace baton::ingest

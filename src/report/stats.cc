@@ -32,7 +32,9 @@ nlohmann::json StatsToJson(const DatasetStats& s) {
   nlohmann::json j = {{"queries", s.queries}, {"outcomes", s.outcomes}};
   j["experts"] = nlohmann::json::array();
   for (const auto& e : s.experts) {
-    j["experts"].push_back({{"name", e.name}, {"observed", e.observed}, {"mean_score", num(e.mean_score)},
+    j["experts"].push_back({{"name", e.name},
+                            {"observed", e.observed},
+                            {"mean_score", num(e.mean_score)},
                             {"mean_cost_usd", num(e.mean_cost)}});
   }
   j["domains"] = nlohmann::json::array();

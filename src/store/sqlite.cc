@@ -57,8 +57,12 @@ Stmt& Stmt::Bind(int i, std::string_view v) {
   }
   return *this;
 }
-Stmt& Stmt::Bind(int i, const std::optional<double>& v) { return v ? Bind(i, *v) : BindNull(i); }
-Stmt& Stmt::Bind(int i, const std::optional<int64_t>& v) { return v ? Bind(i, *v) : BindNull(i); }
+Stmt& Stmt::Bind(int i, const std::optional<double>& v) {
+  return v ? Bind(i, *v) : BindNull(i);
+}
+Stmt& Stmt::Bind(int i, const std::optional<int64_t>& v) {
+  return v ? Bind(i, *v) : BindNull(i);
+}
 Stmt& Stmt::BindNull(int i) {
   if (sqlite3_bind_null(stmt_.get(), i) != SQLITE_OK) bind_error_ = Status::Internal(sqlite3_errmsg(db_));
   return *this;

@@ -28,6 +28,7 @@ enum class StatusCode {
   kDataLoss,            // a file is truncated, corrupted or from another version
   kIoError,             // the operating system or the database refused
   kUnavailable,         // a remote party did not answer
+  kDeadlineExceeded,    // a remote party did not answer in time
   kResourceExhausted,   // a budget or a limit would be exceeded
   kInternal,            // a bug: an invariant did not hold
 };
@@ -48,6 +49,7 @@ class [[nodiscard]] Status {
   static Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
   static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+  static Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
   static Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 

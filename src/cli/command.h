@@ -22,6 +22,10 @@ Command AddImportCommand(CLI::App& root);
 Command AddImportWideCommand(CLI::App& root);
 Command AddExportWideCommand(CLI::App& root);
 Command AddStatsCommand(CLI::App& root);
+Command AddFitCommand(CLI::App& root);
+Command AddBenchCommand(CLI::App& root);
+Command AddUniverseCommand(CLI::App& root);
+Command AddRouteCommand(CLI::App& root);
 
 // Shared helpers for command files.
 // Prints a table with a header row and right-aligned numeric-looking cells.

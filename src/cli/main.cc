@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
       baton::cli::AddImportWideCommand(app),
       baton::cli::AddExportWideCommand(app),
       baton::cli::AddStatsCommand(app),
+      baton::cli::AddFitCommand(app),
+      baton::cli::AddBenchCommand(app),
+      baton::cli::AddUniverseCommand(app),
+      baton::cli::AddRouteCommand(app),
   };
   try {
     app.parse(argc, argv);

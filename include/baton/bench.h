@@ -1,0 +1,215 @@
+// The benchmark harness behind `baton bench`: trains every router on a train split, sweeps it over lambda on a test
+// split, and compares the realised (recorded, not predicted) accuracy and cost with single experts, a random router,
+// the oracle and a FrugalGPT-style cascade. Writes JSON and a self-contained HTML report.
+//
+// Realised outcome of a routing decision. For each test query the router picks argmax(pred_score - lambda *
+// pred_cost) (AssignWithLambda). Its accuracy is the RECORDED score of the chosen (query, expert) cell and its cost
+// the RECORDED cost. When the chosen cell is unobserved on test, the query falls back to the best OBSERVED expert by
+// the same objective (ChooseExpert with the observed experts allowed). A recorded cost that is unknown (NaN) is
+// replaced by the expert's mean known cost on the test split (0 when it has none).
+// accuracy = mean over test queries of the realised score; cost_per_query = mean realised cost.
+//
+// Metrics (a "curve" is the list of (cost_per_query, accuracy) operating points of one router):
+//   hull(c)     the upper concave, non-decreasing envelope of the curve's points plus the origin (0, 0) (a router can
+//               always mix two operating points, or abstain at score 0 and cost 0), flat after its last vertex.
+//   aiq         RouterBench's Average Improvement in Quality: (1 / C) * integral_0^C hull(c) dc, where C is the largest
+//               cost_per_query among all routers and baselines compared in one run (singles, cascade, routers).
+//   cost_at_95  min { cost : point on the curve with accuracy >= 0.95 * best_single.accuracy } / best_single.cost;
+//               null when no point reaches it. Raw curve points, no mixing.
+//   acc_at_best_single_cost  max { accuracy : point on the curve with cost <= best_single.cost }; null when none.
+//   Two-expert comparisons only (RouteLLM), strong = the expert with higher test accuracy:
+//   pgr(p)      (acc(p) - acc_weak) / (acc_strong - acc_weak), p = fraction of test queries routed to the strong
+//               expert. The curve's (p, pgr) points, plus anchors (0, 0) and (1, 1) when p = 0 or p = 1 are absent,
+//               sorted by p (the best pgr kept for a repeated p), are joined linearly.
+//   apgr        integral_0^1 pgr(p) dp (trapezoids over those points).
+//   cpt50/cpt80 the smallest p at which the joined line reaches pgr 0.5 / 0.8 (a fraction 0..1); null when never.
+//
+// Baselines: single experts (accuracy = mean observed score, cost = mean known cost, on test); random (uniform over
+// each query's observed experts, its expectation); oracle (per query the cheapest observed expert among those with
+// the best recorded score); cascade (experts ordered cheap -> expensive by mean train cost; call the cheapest
+// observed one, stop when the default router's predicted score for it is >= t, else call the next; the answer is the
+// last called expert's, the cost the sum over all called experts; t swept over [0, 1]).
+//
+// Default router: the one `baton serve` would use, chosen by k-fold cross-validation INSIDE train only: best mean AIQ
+// over the folds (each fold's AIQ with C = the largest cost among the candidates and singles on that fold) among the
+// candidates (default: every router benchmarked), trained with cross_validate = false inside folds to keep it cheap;
+// test results never influence it.
+//
+// Thread-safety: all functions are pure (RunBench reports progress through the caller's callback from the calling
+// thread); results are plain values.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "baton/dataset.h"
+#include "baton/predictor.h"
+#include "baton/status.h"
+
+namespace baton {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Curves and metrics (metrics.cc).
+
+struct CurvePoint {
+  double lambda = 0;          // the multiplier (cascade: the confidence threshold t)
+  double accuracy = 0;        // realised mean score on test
+  double cost_per_query = 0;  // realised mean cost in USD
+  double strong_share = NAN;  // two-expert runs: fraction of queries answered by the strong expert
+};
+
+// The upper concave non-decreasing envelope of `curve` plus (0, 0), by increasing cost.
+std::vector<CurvePoint> NonDecreasingConvexHull(std::span<const CurvePoint> curve);
+// hull(c) for a hull returned by NonDecreasingConvexHull.
+double HullValue(std::span<const CurvePoint> hull, double cost);
+// AIQ over [0, max_cost]; 0 for an empty curve or max_cost <= 0.
+double Aiq(std::span<const CurvePoint> curve, double max_cost);
+// The lowest cost of a point with accuracy >= `accuracy`.
+std::optional<double> MinCostReaching(std::span<const CurvePoint> curve, double accuracy);
+// The highest accuracy of a point with cost <= `budget` (a tiny relative tolerance absorbs rounding).
+std::optional<double> MaxAccuracyWithin(std::span<const CurvePoint> curve, double budget);
+
+struct PgrMetrics {
+  double apgr = 0;
+  std::optional<double> cpt50, cpt80;
+};
+// REQUIRES: acc_strong > acc_weak and every point has strong_share set.
+PgrMetrics ComputePgr(std::span<const CurvePoint> curve, double acc_weak, double acc_strong);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Splits and baselines (split.cc, baselines.cc).
+
+struct QuerySplit {
+  std::vector<size_t> train, test;  // disjoint, ascending, together 0..n-1
+};
+// A seeded random split (own Fisher-Yates over mt19937_64, so identical on every platform). The test part holds
+// round(n * test_fraction) queries, at least 1 and at most n - 1. InvalidArgument for n < 2 or a fraction outside
+// (0, 1).
+StatusOr<QuerySplit> RandomSplit(size_t num_queries, double test_fraction, uint64_t seed);
+
+// Restricts train and test to `experts` (empty = the experts both have, in train's order) and drops queries that no
+// remaining expert was observed on. InvalidArgument when a split ends up empty.
+Status AlignExperts(Dataset& train, Dataset& test, const std::vector<std::string>& experts);
+
+struct ExpertPoint {
+  std::string expert;
+  double accuracy = NAN;
+  double cost_per_query = NAN;
+};
+std::vector<ExpertPoint> EvaluateSingles(const Dataset& test);
+ExpertPoint EvaluateOracle(const Dataset& test);
+ExpertPoint EvaluateRandom(const Dataset& test);
+
+// Realised outcome of routing every test query with fixed lambda (see the file comment for the fallback rule).
+struct Realised {
+  double accuracy = 0;
+  double cost_per_query = 0;
+  std::vector<int> choice;  // per query, the expert that answered
+};
+// pred_score / pred_cost: num_queries x num_experts row-major predictions for `test`.
+Realised RealiseLambda(const Dataset& test, std::span<const float> pred_score, std::span<const float> pred_cost,
+                       double lambda);
+
+// 0 and `n` log-spaced lambdas spanning where choices change: the 1st..99th percentile of the positive pairwise
+// break-even ratios (score_j - score_i) / (cost_j - cost_i) over (a sample of) queries, widened by 2x each side;
+// plus one lambda past the largest ratio so the cheapest expert is chosen everywhere.
+std::vector<double> LambdaGrid(std::span<const float> pred_score, std::span<const float> pred_cost, size_t num_experts,
+                               size_t n);
+
+// The cascade curve; `order` lists expert indices cheap -> expensive, `thresholds` the t values to sweep.
+std::vector<CurvePoint> CascadeCurve(const Dataset& test, std::span<const float> pred_score,
+                                     const std::vector<size_t>& order, const std::vector<double>& thresholds);
+
+// Price tier per expert from mean cost per query (terciles of the rank by cost): 0 cheap, 1 mid, 2 expensive. With
+// two experts: cheap and expensive. NaN costs count as the cheapest.
+std::vector<int> PriceTiers(const std::vector<double>& mean_cost);
+
+// Mean realised score per domain of `test` (NaN for a domain with no query) for per-query choices.
+std::vector<double> DomainAccuracy(const Dataset& test, const std::vector<int>& choice);
+
+// ---------------------------------------------------------------------------------------------------------------
+// The harness (harness.cc, json.cc, report.cc).
+
+struct TierShare {
+  double budget_fraction = 0;  // the budget as a fraction of best_single.cost_per_query
+  double accuracy = NAN;       // of the operating point used (best accuracy within the budget)
+  double cost_per_query = NAN;
+  double share[3] = {NAN, NAN, NAN};  // fraction of test queries sent to cheap / mid / expensive experts
+};
+
+struct RouterResult {
+  std::string name;
+  bool is_default = false;
+  std::vector<CurvePoint> curve;  // by increasing lambda
+  double aiq = 0;
+  std::optional<double> cost_at_95;
+  std::optional<double> acc_at_best_single_cost;
+  std::optional<double> apgr, cpt50, cpt80;
+  double cv_aiq = NAN;  // mean AIQ over the train folds when it was a default candidate
+  double train_seconds = 0;
+  std::vector<double> domain_accuracy;  // per BenchResult::domains, at the acc_at_best_single_cost point (else the
+                                        // most accurate point)
+  std::vector<TierShare> tiers;         // at the budgets BenchOptions::tier_budgets
+};
+
+struct UniverseStep {
+  std::string expert;
+  double s = 0;               // S(U) after the pick
+  double cost_per_query = 0;  // the expert's mean cost per query on train
+};
+
+struct BenchResult {
+  size_t train_queries = 0, test_queries = 0;
+  std::vector<std::string> experts;
+  std::vector<int> expert_tier;      // PriceTiers of mean train cost
+  std::vector<std::string> domains;  // of the test split
+  std::vector<ExpertPoint> singles;
+  ExpertPoint best_single, oracle, random;
+  std::vector<double> best_single_domain_accuracy;
+  RouterResult cascade;               // the FrugalGPT-style baseline (driven by the default router's predictions)
+  std::vector<RouterResult> routers;  // exactly one is_default
+  std::string default_router;
+  std::string default_selection;       // how the default was chosen, in words
+  std::vector<UniverseStep> universe;  // BuildUniverse on train, k = pool size
+  double max_cost = 0;                 // C in AIQ
+  double seconds = 0;
+};
+
+using PredictorFactory =
+    std::function<StatusOr<std::unique_ptr<Predictor>>(const std::string& name, const PredictorOptions& options)>;
+
+struct BenchOptions {
+  std::vector<std::string> routers;             // predictor names; empty = PredictorNames(). Default: all
+  std::vector<std::string> default_candidates;  // shortlist for the CV default choice (ties: the earlier one);
+                                                // empty = all of `routers`. Default: empty
+  size_t cv_folds = 3;         // folds for the default choice (1 = skip CV, take the first). Default: 3
+  size_t num_lambdas = 40;     // log-spaced lambdas besides 0. Default: 40
+  uint64_t seed = 0;           // predictor seeds and CV folds. Default: 0
+  bool cross_validate = true;  // PredictorOptions::cross_validate for the final training. Default: true
+  std::vector<double> tier_budgets = {0.1, 0.25, 0.5, 1.0};  // fractions of best_single cost for TierShare
+  PredictorFactory make_predictor;                           // empty = MakePredictor
+  std::function<void(const std::string&)> progress;          // progress lines (no newline); empty = silent
+};
+
+// Trains and evaluates every router. InvalidArgument for an unknown router name or mismatched experts;
+// FailedPrecondition when train or test is empty.
+StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const BenchOptions& options);
+
+// The JSON form (see the project README for the schema). NaN and missing values are null.
+nlohmann::json BenchResultToJson(const BenchResult& r);
+
+// The self-contained HTML report (inline SVG, no scripts).
+std::string RenderBenchReport(const BenchResult& r, const std::string& title);
+
+// Writes `content` to `path` through a temporary file and a rename.
+Status WriteFileAtomic(const std::string& path, const std::string& content);
+
+}  // namespace baton

@@ -1,0 +1,118 @@
+// The JSON form of a benchmark result, and atomic file writes.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "baton/bench.h"
+
+namespace baton {
+namespace {
+
+using nlohmann::json;
+
+json Num(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+json Opt(const std::optional<double>& v) {
+  return v && std::isfinite(*v) ? json(*v) : json(nullptr);
+}
+
+json PointJson(const ExpertPoint& p) {
+  return {{"expert", p.expert}, {"accuracy", Num(p.accuracy)}, {"cost_per_query", Num(p.cost_per_query)}};
+}
+
+json DomainsJson(const std::vector<std::string>& domains, const std::vector<double>& acc) {
+  json out = json::object();
+  for (size_t d = 0; d < domains.size() && d < acc.size(); ++d) out[domains[d]] = Num(acc[d]);
+  return out;
+}
+
+json RouterJson(const RouterResult& r, const BenchResult& b) {
+  json curve = json::array();
+  for (const CurvePoint& p : r.curve) {
+    json pt = {{"lambda", Num(p.lambda)}, {"accuracy", Num(p.accuracy)}, {"cost_per_query", Num(p.cost_per_query)}};
+    if (!std::isnan(p.strong_share)) pt["strong_share"] = p.strong_share;
+    curve.push_back(std::move(pt));
+  }
+  json j = {{"name", r.name},
+            {"default", r.is_default},
+            {"curve", std::move(curve)},
+            {"aiq", Num(r.aiq)},
+            {"cost_at_95", Opt(r.cost_at_95)},
+            {"acc_at_best_single_cost", Opt(r.acc_at_best_single_cost)},
+            {"train_seconds", Num(r.train_seconds)},
+            {"cv_aiq", Num(r.cv_aiq)},
+            {"domain_accuracy", DomainsJson(b.domains, r.domain_accuracy)}};
+  if (b.experts.size() == 2) {
+    j["apgr"] = Opt(r.apgr);
+    j["cpt50"] = Opt(r.cpt50);
+    j["cpt80"] = Opt(r.cpt80);
+  }
+  json tiers = json::array();
+  for (const TierShare& t : r.tiers) {
+    tiers.push_back({{"budget_fraction", t.budget_fraction},
+                     {"accuracy", Num(t.accuracy)},
+                     {"cost_per_query", Num(t.cost_per_query)},
+                     {"cheap", Num(t.share[0])},
+                     {"mid", Num(t.share[1])},
+                     {"expensive", Num(t.share[2])}});
+  }
+  j["tier_share"] = std::move(tiers);
+  return j;
+}
+
+}  // namespace
+
+json BenchResultToJson(const BenchResult& r) {
+  json singles = json::array();
+  for (const ExpertPoint& p : r.singles) singles.push_back(PointJson(p));
+  json routers = json::array();
+  for (const RouterResult& x : r.routers) routers.push_back(RouterJson(x, r));
+  json universe = json::array();
+  for (const UniverseStep& u : r.universe) {
+    universe.push_back({{"expert", u.expert}, {"s", Num(u.s)}, {"cost_per_query", Num(u.cost_per_query)}});
+  }
+  json tiers = json::object();
+  static const char* kTier[] = {"cheap", "mid", "expensive"};
+  for (size_t e = 0; e < r.experts.size() && e < r.expert_tier.size(); ++e)
+    tiers[r.experts[e]] = kTier[r.expert_tier[e]];
+  return {{"train_queries", r.train_queries},
+          {"test_queries", r.test_queries},
+          {"experts", r.experts},
+          {"best_single", PointJson(r.best_single)},
+          {"best_single_domain_accuracy", DomainsJson(r.domains, r.best_single_domain_accuracy)},
+          {"oracle", {{"accuracy", Num(r.oracle.accuracy)}, {"cost_per_query", Num(r.oracle.cost_per_query)}}},
+          {"random", {{"accuracy", Num(r.random.accuracy)}, {"cost_per_query", Num(r.random.cost_per_query)}}},
+          {"singles", std::move(singles)},
+          {"cascade", RouterJson(r.cascade, r)},
+          {"routers", std::move(routers)},
+          {"default_router", r.default_router},
+          {"default_selection", r.default_selection},
+          {"price_tiers", std::move(tiers)},
+          {"universe", std::move(universe)},
+          {"aiq_max_cost", Num(r.max_cost)},
+          {"seconds", Num(r.seconds)}};
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) return Status::IoError(fmt::format("{}: cannot create", tmp));
+  const bool wrote = std::fwrite(content.data(), 1, content.size(), f) == content.size();
+  const bool flushed = std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  const bool closed = std::fclose(f) == 0;
+  if (!wrote || !flushed || !closed) {
+    std::remove(tmp.c_str());
+    return Status::IoError(fmt::format("{}: write failed (disk full?)", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::IoError(fmt::format("{}: cannot replace", path));
+  }
+  return Status::Ok();
+}
+
+}  // namespace baton

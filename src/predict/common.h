@@ -1,0 +1,142 @@
+// Shared pieces of the predictors: the training matrix in the form they learn from, the vocabulary (experts,
+// domains, featurizer) every predictor saves, the empirical-Bayes domain prior, cross-validation folds and Adam.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "baton/predictor.h"
+#include "predict/featurizer.h"
+#include "predict/serial.h"
+
+namespace baton::predict {
+
+inline constexpr size_t kEmbedDim = 256;            // dense sketch size the learned predictors work on
+inline constexpr uint32_t kNoDomain = 0xffffffffu;  // a domain not seen in training
+
+// a . b over n floats, vectorised (a plain loop's float reduction is not, and it is the hot path of Predict).
+inline float Dot(const float* a, const float* b, size_t n) {
+  const auto m = static_cast<Eigen::Index>(n);
+  return Eigen::Map<const Eigen::VectorXf>(a, m).dot(Eigen::Map<const Eigen::VectorXf>(b, m));
+}
+
+inline float Sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(-x));
+}
+inline float Logit(double p) {
+  p = std::clamp(p, 1e-4, 1 - 1e-4);
+  return static_cast<float>(std::log(p / (1 - p)));
+}
+// Binary cross-entropy of prediction p for a (possibly fractional) target y.
+inline double LogLoss(double p, double y) {
+  p = std::clamp(p, 1e-6, 1 - 1e-6);
+  return -(y * std::log(p) + (1 - y) * std::log(1 - p));
+}
+
+// The observed cells of a training set plus the dense sketches of its prompts.
+struct TrainData {
+  size_t n = 0, num_experts = 0, num_domains = 0;
+  std::vector<float> z;             // n x kEmbedDim
+  std::vector<uint32_t> dom;        // n
+  std::vector<float> y;             // n x num_experts, NaN = unobserved
+  std::vector<double> expert_mean;  // mean observed score per expert (0.5 overall fallback)
+  const float* Z(size_t q) const { return z.data() + q * kEmbedDim; }
+  float Y(size_t q, size_t e) const { return y[q * num_experts + e]; }
+};
+
+// Per (domain, expert) mean observed score shrunk toward the expert's global mean with an empirical-Bayes prior
+// strength per expert (method of moments: within-domain variance / between-domain variance).
+struct DomainPrior {
+  size_t num_experts = 0, num_domains = 0;
+  std::vector<float> global;    // num_experts
+  std::vector<float> table;     // num_domains x num_experts, already shrunk
+  std::vector<float> strength;  // num_experts
+  void Fit(const TrainData& td, const std::vector<size_t>& rows);
+  float Get(uint32_t dom, size_t e) const {
+    return dom == kNoDomain || dom >= num_domains ? global[e] : table[dom * num_experts + e];
+  }
+  void Save(ByteWriter* w) const;
+  void Load(ByteReader* r);
+};
+
+// Base of every predictor: experts, domains and (for text predictors) the featurizer, fitted and saved the same way.
+class PredictorBase : public Predictor {
+ public:
+  explicit PredictorBase(const PredictorOptions& options) : options_(options) {}
+  const std::vector<std::string>& experts() const override { return experts_; }
+
+ protected:
+  // Copies the vocabulary of `train`, fits the featurizer when `text`, and fills `td`. FailedPrecondition when there
+  // is no observed cell.
+  Status Prepare(const Dataset& train, bool text, TrainData* td);
+  uint32_t DomainId(std::string_view domain) const;
+  // Dense sketch of the prompt into z (kEmbedDim floats).
+  void Embed(std::string_view text, float* z) const { featurizer_.Embed(text, std::span<float>(z, kEmbedDim)); }
+  void SaveBase(ByteWriter* w) const;
+  void LoadBase(ByteReader* r);
+  bool fitted() const { return !experts_.empty(); }
+
+  PredictorOptions options_;
+  std::vector<std::string> experts_;
+  std::vector<std::string> domains_;
+  std::unordered_map<std::string, uint32_t> domain_index_;
+  bool text_ = false;
+  Featurizer featurizer_;
+};
+
+// Assigns each of `n` rows to one of `k` folds at random (seeded). Returns, per fold, (train rows, validation rows).
+std::vector<std::pair<std::vector<size_t>, std::vector<size_t>>> MakeFolds(size_t n, size_t k, uint64_t seed);
+std::vector<size_t> AllRows(size_t n);
+
+// Runs `loss(config, train_rows, val_rows)` for each config over 3 folds and returns the config with the lowest mean.
+size_t PickByCv(size_t num_configs, const TrainData& td, uint64_t seed,
+                const std::function<double(size_t, const std::vector<size_t>&, const std::vector<size_t>&)>& loss);
+
+// Adam over a flat parameter vector.
+struct Adam {
+  std::vector<float> m, v;
+  float lr = 0.01f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+  int64_t t = 0;
+  void Init(size_t n, float learning_rate) {
+    m.assign(n, 0.0f);
+    v.assign(n, 0.0f);
+    lr = learning_rate;
+    t = 0;
+  }
+  // One step of params -= lr * mhat / (sqrt(vhat) + eps); grad is consumed (zeroed).
+  void Step(std::vector<float>& params, std::vector<float>& grad);
+};
+
+// Deterministic 64-bit generator (splitmix64) for initialisation and shuffling.
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ULL + 12345) {}
+  uint64_t Next() { return Mix64(s += 0x9E3779B97F4A7C15ULL); }
+  float Uniform() { return static_cast<float>((Next() >> 40) * (1.0 / 16777216.0)); }  // [0, 1)
+  float Normal() {
+    const float u1 = std::max(Uniform(), 1e-7f), u2 = Uniform();
+    return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853f * u2);
+  }
+  template <typename T>
+  void Shuffle(std::vector<T>& v) {
+    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[Next() % i]);
+  }
+};
+
+// Factories, one per predictor family file.
+std::unique_ptr<Predictor> NewDomainPriorPredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewFactorizedPredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewKnnPredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewRouteLlmSwPredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewRouterBenchKnnPredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewRouteLlmMfPredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewRouterBenchMlpPredictor(const PredictorOptions& o);
+
+}  // namespace baton::predict

@@ -1,0 +1,108 @@
+// Model files. Layout (little-endian):
+//   "BATONMDL" | u32 format version | u64 payload size | payload | u64 FNV-1a-64 of payload
+//   payload = str predictor name | str cost model bytes | str predictor state
+#include <unistd.h>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "baton/predictor.h"
+#include "predict/serial.h"
+
+namespace baton {
+namespace {
+
+constexpr char kMagic[8] = {'B', 'A', 'T', 'O', 'N', 'M', 'D', 'L'};
+
+uint64_t Fnv1a64(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+Status WriteAtomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) return Status::IoError("cannot create " + tmp + ": " + std::strerror(errno));
+  const bool wrote = std::fwrite(content.data(), 1, content.size(), f) == content.size();
+  const bool flushed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  const bool closed = std::fclose(f) == 0;
+  if (!wrote || !flushed || !closed) {
+    std::remove(tmp.c_str());
+    return Status::IoError("cannot write " + tmp + ": " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return Status::IoError("cannot rename " + tmp + " to " + path + ": " + err);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SaveModel(const RouterModel& model, const std::string& path) {
+  if (!model.predictor) return Status::InvalidArgument("SaveModel: the model has no predictor");
+  std::string state;
+  model.predictor->SaveState(&state);
+  if (state.empty()) return Status::FailedPrecondition("predictor '" + model.predictor->name() + "' cannot be saved");
+  std::string payload;
+  predict::ByteWriter pw(&payload);
+  pw.Str(model.predictor->name());
+  pw.Str(model.cost.Serialize());
+  pw.Str(state);
+  std::string file(kMagic, sizeof(kMagic));
+  predict::ByteWriter fw(&file);
+  fw.U32(kModelFormatVersion);
+  fw.U64(payload.size());
+  file += payload;
+  fw.U64(Fnv1a64(payload));
+  return WriteAtomically(path, file);
+}
+
+StatusOr<RouterModel> LoadModel(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot open model file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string file = ss.str();
+  if (file.size() < sizeof(kMagic) || file.compare(0, sizeof(kMagic), kMagic, sizeof(kMagic)) != 0) {
+    return Status::DataLoss(path + " is not a baton model file (bad magic)");
+  }
+  predict::ByteReader hr(std::string_view(file).substr(sizeof(kMagic)));
+  const uint32_t version = hr.U32();
+  if (!hr.ok()) return Status::DataLoss(path + ": model file truncated in its header");
+  if (version != kModelFormatVersion) {
+    return Status::FailedPrecondition(path + ": model file version " + std::to_string(version) + ", this baton reads " +
+                                      std::to_string(kModelFormatVersion));
+  }
+  const uint64_t size = hr.U64();
+  const size_t header = sizeof(kMagic) + 12;
+  if (!hr.ok() || file.size() < header + 8 || size != file.size() - header - 8) {
+    return Status::DataLoss(path + ": model file truncated or has trailing bytes (" + std::to_string(file.size()) +
+                            " bytes)");
+  }
+  const std::string_view payload = std::string_view(file).substr(header, size);
+  uint64_t stored = 0;
+  std::memcpy(&stored, file.data() + header + size, 8);
+  if (stored != Fnv1a64(payload)) return Status::DataLoss(path + ": model file checksum mismatch (corrupted)");
+
+  predict::ByteReader pr(payload);
+  const std::string name = pr.Str();
+  const std::string cost = pr.Str();
+  const std::string state = pr.Str();
+  BATON_RETURN_IF_ERROR(pr.Finish().WithContext(path));
+  RouterModel model;
+  StatusOr<std::unique_ptr<Predictor>> p = MakePredictor(name);
+  if (!p.ok()) return Status::DataLoss(path + ": " + p.status().message());
+  model.predictor = std::move(*p);
+  BATON_RETURN_IF_ERROR(model.predictor->LoadState(state).WithContext(path));
+  BATON_ASSIGN_OR_RETURN(model.cost, CostModel::Deserialize(cost));
+  if (model.cost.experts() != model.predictor->experts()) {
+    return Status::DataLoss(path + ": cost model and predictor disagree on the experts");
+  }
+  return model;
+}
+
+}  // namespace baton

@@ -21,7 +21,10 @@ build: setup $(BUILD)/build.ninja
 run: build
 	@bash scripts/run_main.sh $(BUILD)
 
-test: build
+test: setup
+	out=$$(bash scripts/build_llama.sh) && \
+	  cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) -DBATON_LLAMA_PREFIX="$$(printf '%s\n' "$$out" | tail -n 1)"
+	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: build

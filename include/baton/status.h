@@ -117,8 +117,11 @@ class [[nodiscard]] StatusOr {
 #define BATON_CONCAT_INNER_(a, b) a##b
 #define BATON_CONCAT_(a, b) BATON_CONCAT_INNER_(a, b)
 // Declares `lhs` from a StatusOr expression, returning early on error.
+// NOLINTNEXTLINE(bugprone-macro-parentheses): `lhs` is a declaration and cannot be parenthesised.
 #define BATON_ASSIGN_OR_RETURN(lhs, expr) BATON_ASSIGN_OR_RETURN_IMPL_(BATON_CONCAT_(baton_sor_, __LINE__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define BATON_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -13,7 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest  # unit tests
   libbenchmark-dev        # micro-benchmarks
   libcurl4-openssl-dev    # HTTP client of the openai expert backend
-  npm                     # scripts/build_llama.sh fetches llama.cpp's source from the npm registry
+  libboost1.81-dev libyaml-cpp-dev libssl-dev  # baton serve: Boost.Beast HTTP server, YAML config, SHA-256 keys
+  nodejs npm              # scripts/build_llama.sh fetches llama.cpp's source from the npm registry; tests/node
 )
 
 missing=()

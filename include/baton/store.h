@@ -77,6 +77,15 @@ struct RequestLogRecord {
   std::optional<std::string> prompt;  // only when the configuration allows recording prompts
 };
 
+// A gateway client key's budget (schema v2). The key itself is never stored, only its SHA-256.
+struct ClientBudgetRecord {
+  std::string key_hash;  // SHA-256 of the key, lowercase hex
+  std::string name;
+  double budget_usd = 0;
+  double spent_usd = 0;
+  double reserved_usd = 0;  // reserved by calls in flight when last persisted
+};
+
 struct StoreOptions {
   bool create = true;      // create the file and schema when missing. Default: true
   bool read_only = false;  // Default: false
@@ -105,6 +114,12 @@ class Store {
   // Inserts or replaces the recorded answer text of `expert` to `query`.
   Status PutResponse(int64_t query_id, int64_t expert_id, const std::string& text);
   Status LogRequest(const RequestLogRecord& request);
+
+  // Inserts the key's budget or, when the key exists, updates its name and budget and keeps what it has spent.
+  Status UpsertClientBudget(const ClientBudgetRecord& budget);
+  // Sets the key's spent and reserved amounts. NotFound when the key has no budget row.
+  Status SetClientSpend(const std::string& key_hash, double spent_usd, double reserved_usd);
+  StatusOr<std::vector<ClientBudgetRecord>> ListClientBudgets();
 
   std::optional<int64_t> FindExpert(const std::string& name);
   std::optional<int64_t> FindQuery(const std::string& dataset, const std::string& external_id);

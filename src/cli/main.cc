@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       baton::cli::AddBenchCommand(app),
       baton::cli::AddUniverseCommand(app),
       baton::cli::AddRouteCommand(app),
+      baton::cli::AddServeCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -3,7 +3,7 @@
 
 namespace baton::store {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 inline constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS experts (
@@ -58,6 +58,17 @@ CREATE TABLE IF NOT EXISTS requests (
   latency_ms      REAL,
   prompt          TEXT
 );
+)sql";
+
+// v2: the gateway's per-client-key budgets (key_hash = SHA-256 hex of the key; the key itself is never stored).
+inline constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS client_budgets (
+  key_hash     TEXT PRIMARY KEY,
+  name         TEXT NOT NULL DEFAULT '',
+  budget_usd   REAL NOT NULL CHECK (budget_usd >= 0),
+  spent_usd    REAL NOT NULL DEFAULT 0 CHECK (spent_usd >= 0),
+  reserved_usd REAL NOT NULL DEFAULT 0 CHECK (reserved_usd >= 0)
+) WITHOUT ROWID;
 )sql";
 
 }  // namespace baton::store

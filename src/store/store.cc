@@ -82,7 +82,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const Stor
     BATON_RETURN_IF_ERROR(d.Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536"));
     if (version < store::kSchemaVersion) {
       BATON_RETURN_IF_ERROR(d.Exec("BEGIN IMMEDIATE"));
-      Status st = d.Exec(store::kSchemaV1);
+      Status st = version < 1 ? d.Exec(store::kSchemaV1) : Status::Ok();
+      if (st.ok() && version < 2) st = d.Exec(store::kSchemaV2);
       if (st.ok()) st = d.Exec(fmt::format("PRAGMA user_version={}", store::kSchemaVersion));
       if (!st.ok()) {
         (void)d.Exec("ROLLBACK");
@@ -289,6 +290,36 @@ StatusOr<std::string> Store::GetResponse(int64_t query_id, int64_t expert_id) {
   if (!row)
     return Status::NotFound(fmt::format("no recorded response for query {} and expert {}", query_id, expert_id));
   return std::string(s.Text(0));
+}
+
+Status Store::UpsertClientBudget(const ClientBudgetRecord& b) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+    INSERT INTO client_budgets(key_hash, name, budget_usd, spent_usd, reserved_usd) VALUES (?1, ?2, ?3, ?4, ?5)
+    ON CONFLICT(key_hash) DO UPDATE SET name = excluded.name, budget_usd = excluded.budget_usd)sql"));
+  s.Bind(1, b.key_hash).Bind(2, b.name).Bind(3, b.budget_usd).Bind(4, b.spent_usd).Bind(5, b.reserved_usd);
+  return s.Run();
+}
+
+Status Store::SetClientSpend(const std::string& key_hash, double spent_usd, double reserved_usd) {
+  BATON_ASSIGN_OR_RETURN(
+      Stmt s, impl_->db.Prepare("UPDATE client_budgets SET spent_usd = ?2, reserved_usd = ?3 WHERE key_hash = ?1"));
+  s.Bind(1, key_hash).Bind(2, spent_usd).Bind(3, reserved_usd);
+  BATON_RETURN_IF_ERROR(s.Run());
+  if (impl_->db.Changes() == 0) return Status::NotFound("no client budget for key hash " + key_hash.substr(0, 12));
+  return Status::Ok();
+}
+
+StatusOr<std::vector<ClientBudgetRecord>> Store::ListClientBudgets() {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(
+                                     "SELECT key_hash, name, budget_usd, spent_usd, reserved_usd FROM client_budgets "
+                                     "ORDER BY name, key_hash"));
+  std::vector<ClientBudgetRecord> out;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({std::string(s.Text(0)), std::string(s.Text(1)), s.Double(2), s.Double(3), s.Double(4)});
+  }
+  return out;
 }
 
 int64_t Store::CountRows(const std::string& table) {

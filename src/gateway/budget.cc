@@ -1,0 +1,49 @@
+#include "gateway/budget.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace baton::gateway {
+
+BudgetLedger::BudgetLedger(std::vector<BudgetAccount> accounts, PersistFn persist)
+    : accounts_(std::move(accounts)), persist_(std::move(persist)) {}
+
+Status BudgetLedger::Reserve(size_t index, double amount_usd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index >= accounts_.size()) return Status::Internal("unknown budget account");
+  BudgetAccount& a = accounts_[index];
+  amount_usd = std::max(0.0, amount_usd);
+  if (a.spent_usd + a.reserved_usd + amount_usd > a.budget_usd * (1 + 1e-12)) {
+    return Status::ResourceExhausted(fmt::format(
+        "budget exhausted for key '{}': spent ${:.6f} of ${:.6f} (${:.6f} reserved by calls in flight), this call "
+        "needs up to ${:.6f}",
+        a.name, a.spent_usd, a.budget_usd, a.reserved_usd, amount_usd));
+  }
+  a.reserved_usd += amount_usd;
+  if (persist_) persist_(a);
+  return Status::Ok();
+}
+
+void BudgetLedger::Settle(size_t index, double reserved_usd, double actual_usd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index >= accounts_.size()) return;
+  BudgetAccount& a = accounts_[index];
+  a.reserved_usd = std::max(0.0, a.reserved_usd - std::max(0.0, reserved_usd));
+  actual_usd = std::max(0.0, actual_usd);
+  if (actual_usd > reserved_usd + 1e-12) ++overruns_;
+  a.spent_usd += actual_usd;
+  if (persist_) persist_(a);
+}
+
+BudgetAccount BudgetLedger::Get(size_t index) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return index < accounts_.size() ? accounts_[index] : BudgetAccount{};
+}
+
+int64_t BudgetLedger::overruns() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return overruns_;
+}
+
+}  // namespace baton::gateway

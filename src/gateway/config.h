@@ -1,0 +1,65 @@
+// The gateway's YAML configuration (`baton serve --config FILE`): what to listen on, where to keep budgets and
+// recordings, which router model to use, which client keys to accept and which experts to serve.
+//
+// Example (see examples/replay.yaml):
+//   listen: 127.0.0.1:8080
+//   store: baton-gateway.db
+//   router: {model: router.baton, lambda: 50}      # or {train_dir: data/routerbench-train, predictor: knn}
+//   record_prompts: false
+//   max_body_bytes: 1048576
+//   keys:
+//     - {name: demo, key: sk-baton-demo, budget_usd: 5}        # plain keys are hashed at load, never kept
+//     - {name: prod, sha256: 9f86d08..., budget_usd: 100}
+//   experts:
+//     - {name: gpt-4, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: OPENAI_API_KEY}
+//
+// Thread-safety: a plain value; immutable once loaded.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "baton/expert.h"
+#include "baton/status.h"
+
+namespace baton::gateway {
+
+struct ClientKeyConfig {
+  std::string name;
+  std::string key_sha256;  // lowercase hex; from `sha256:` or computed from `key:` at load (the plain key is dropped)
+  double budget_usd = 0;   // REQUIRES: >= 0
+  double rate_limit_rps = 0;  // requests per second allowed to this key, 0 = unlimited. Default: 0
+};
+
+struct RouterConfig {
+  std::string model_path;  // a model file written by `baton fit`; "" = fit at start-up from train_dir
+  std::string train_dir;   // a dataset folder to fit on at start-up when model_path is ""
+  std::string predictor;   // predictor to fit (MakePredictor name). Default: PredictorNames()[0]
+  double lambda = 0;       // default price of cost in score units per USD. Default: 0 (best predicted score)
+};
+
+struct GatewayConfig {
+  std::string source;  // the file it was read from (for messages)
+  std::string listen = "127.0.0.1:8080";
+  std::string store_path = ":memory:";  // SQLite file for budgets and recordings. Default: in memory
+  RouterConfig router;                  // router.model_path and router.train_dir both "" = no "baton" routing
+  bool record_prompts = false;
+  int64_t max_body_bytes = 1 << 20;  // Default: 1 MiB
+  int io_threads = 2;                // threads running the event loop. Default: 2
+  int worker_threads = 64;           // threads making upstream calls. Default: 64
+  double reserve_factor = 2.0;       // budget reservation = predicted cost x reserve_factor. Default: 2
+  std::vector<ClientKeyConfig> keys;
+  std::vector<ExpertConfig> experts;
+};
+
+// Parses YAML text; `source` names it in messages ("config.yaml: experts[2].kind: unknown kind 'foo' (...)").
+// Relative paths (store, router files, replay folders) are resolved against `base_dir` when it is not "".
+// InvalidArgument naming the field on any error.
+StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml, const std::string& source,
+                                           const std::string& base_dir = "");
+// Reads and parses the file. Relative paths inside stay relative to the working directory.
+StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path);
+
+}  // namespace baton::gateway

@@ -1,0 +1,96 @@
+#include "gateway/config.h"
+
+#include <gtest/gtest.h>
+
+#include "gateway/auth.h"
+
+namespace baton::gateway {
+namespace {
+
+constexpr const char* kGood = R"yaml(
+listen: 127.0.0.1:0
+store: ":memory:"
+record_prompts: true
+max_body_bytes: 2048
+router: {lambda: 3}
+keys:
+  - {name: demo, key: sk-demo, budget_usd: 5}
+  - {name: prod, sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08, budget_usd: 1.5}
+experts:
+  - {name: a, kind: replay, replay_dir: data/x, usd_per_mtok_in: 1, usd_per_mtok_out: 2}
+  - {name: b, kind: openai, base_url: "http://127.0.0.1:1/v1", timeout_s: 2.5, max_retries: 0}
+)yaml";
+
+TEST(ConfigTest, ParsesAGoodFile) {
+  auto c = ParseGatewayConfig(kGood, "config.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen, "127.0.0.1:0");
+  EXPECT_TRUE(c->record_prompts);
+  EXPECT_EQ(c->max_body_bytes, 2048);
+  EXPECT_DOUBLE_EQ(c->router.lambda, 3);
+  ASSERT_EQ(c->keys.size(), 2u);
+  EXPECT_EQ(c->keys[0].key_sha256, Sha256Hex("sk-demo"));  // the plain key is hashed at load
+  EXPECT_EQ(c->keys[1].key_sha256, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+  ASSERT_EQ(c->experts.size(), 2u);
+  EXPECT_EQ(c->experts[0].usd_per_mtok_out, 2);
+  EXPECT_EQ(c->experts[1].timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c->experts[1].max_retries, 0);
+}
+
+TEST(ConfigTest, Sha256KnownAnswer) {
+  EXPECT_EQ(Sha256Hex("test"), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+}
+
+void ExpectError(const std::string& yaml, const std::string& fragment) {
+  auto c = ParseGatewayConfig(yaml, "config.yaml");
+  ASSERT_FALSE(c.ok()) << "accepted: " << yaml;
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find(fragment), std::string::npos) << c.status().message();
+}
+
+TEST(ConfigTest, ErrorsNameTheField) {
+  const std::string keys = "keys: [{name: k, key: x, budget_usd: 1}]\n";
+  ExpectError(keys +
+                  "experts: [{name: a, kind: replay, replay_dir: d}, {name: b, kind: replay, replay_dir: d}, "
+                  "{name: c, kind: foo}]",
+              "config.yaml: experts[2].kind: unknown kind 'foo' (valid: openai, replay, llamacpp)");
+  ExpectError(keys + "experts: [{name: a, kind: openai}]", "experts[0].base_url: required");
+  ExpectError(keys + "experts: [{kind: replay, replay_dir: d}]", "experts[0].name: missing");
+  ExpectError(keys + "experts: [{name: a, kind: replay, replay_dir: d}, {name: a, kind: replay, replay_dir: d}]",
+              "experts[1].name: duplicate expert name 'a'");
+  ExpectError(keys + "experts: [{name: a, kind: replay, replay_dir: d, colour: red}]", "experts[0].colour: unknown");
+  ExpectError(keys + "experts: [{name: a, kind: replay, replay_dir: d, max_retries: many}]",
+              "experts[0].max_retries: cannot read 'many' as an integer");
+  ExpectError(keys + "experts: []", "experts: a non-empty list");
+  ExpectError("experts: [{name: a, kind: replay, replay_dir: d}]", "keys: at least one");
+  ExpectError("keys: [{name: k, sha256: abc, budget_usd: 1}]\nexperts: [{name: a, kind: replay, replay_dir: d}]",
+              "keys[0].sha256: must be 64 hex digits");
+  ExpectError("keys: [{name: k, key: x}]\nexperts: [{name: a, kind: replay, replay_dir: d}]",
+              "keys[0].budget_usd: missing");
+  ExpectError("keys: [{name: k, key: x, budget_usd: -1}]\nexperts: [{name: a, kind: replay, replay_dir: d}]",
+              "keys[0].budget_usd: must be >= 0");
+  ExpectError(keys + "max_body_bytes: 0\nexperts: [{name: a, kind: replay, replay_dir: d}]", "max_body_bytes:");
+  ExpectError(keys + "router: {model: m, train_dir: d}\nexperts: [{name: a, kind: replay, replay_dir: d}]",
+              "router.model: give either");
+  ExpectError("listen: [unclosed", "config.yaml:");
+}
+
+TEST(ConfigTest, MissingFileIsNotFound) {
+  auto c = LoadGatewayConfig("/nonexistent/baton.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+}
+
+TEST(ConfigTest, KeyRingFindsOnlyConfiguredKeys) {
+  KeyRing ring({{.name = "a", .key_sha256 = Sha256Hex("k1")}, {.name = "b", .key_sha256 = Sha256Hex("k2")}});
+  EXPECT_EQ(ring.Find("k2"), std::optional<size_t>(1));
+  EXPECT_EQ(ring.Find("k3"), std::nullopt);
+  EXPECT_EQ(ring.Find(""), std::nullopt);
+  EXPECT_EQ(BearerToken("Bearer abc "), "abc");
+  EXPECT_EQ(BearerToken("bearer abc"), "abc");
+  EXPECT_EQ(BearerToken("Basic abc"), "");
+  EXPECT_EQ(BearerToken(""), "");
+}
+
+}  // namespace
+}  // namespace baton::gateway

@@ -1,0 +1,250 @@
+// Gateway: construction, start/stop, and the small endpoints. The chat endpoint is in chat_handler.cc.
+#include "gateway/gateway.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "baton/dataset.h"
+#include "baton/store.h"
+#include "gateway/gateway_state.h"
+
+namespace baton::gateway {
+
+bool RateLimiter::Allow() {
+  if (rate <= 0) return true;
+  std::lock_guard<std::mutex> lock(mu);
+  const auto now = std::chrono::steady_clock::now();
+  const double burst = std::max(1.0, rate);
+  tokens = std::min(burst, tokens + rate * std::chrono::duration<double>(now - last).count());
+  last = now;
+  if (tokens < 1) return false;
+  tokens -= 1;
+  return true;
+}
+
+StatusOr<GatewayParts> BuildGatewayParts(const GatewayConfig& config) {
+  GatewayParts parts;
+  for (size_t i = 0; i < config.experts.size(); ++i) {
+    StatusOr<std::unique_ptr<ExpertBackend>> e = MakeExpert(config.experts[i]);
+    if (!e.ok())
+      return e.status().WithContext(fmt::format("{}: experts[{}] '{}'", config.source, i, config.experts[i].name));
+    parts.backends.push_back(std::move(*e));
+  }
+  const RouterConfig& rc = config.router;
+  if (!rc.model_path.empty()) {
+    StatusOr<RouterModel> m = LoadModel(rc.model_path);
+    if (!m.ok()) return m.status().WithContext(fmt::format("{}: router.model", config.source));
+    parts.router = std::move(*m);
+  } else if (!rc.train_dir.empty()) {
+    const std::string name = rc.predictor.empty() ? PredictorNames().front() : rc.predictor;
+    BATON_ASSIGN_OR_RETURN(Dataset train, LoadDatasetDir(rc.train_dir));
+    BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> p, MakePredictor(name));
+    BATON_RETURN_IF_ERROR(p->Fit(train).WithContext(fmt::format("fitting router '{}' on {}", name, rc.train_dir)));
+    BATON_ASSIGN_OR_RETURN(CostModel cost, CostModel::Fit(train));
+    parts.router = RouterModel{std::move(p), std::move(cost)};
+  }
+  return parts;
+}
+
+Gateway::Gateway(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Gateway::~Gateway() {
+  Shutdown(std::chrono::seconds(2));
+}
+
+StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, GatewayParts parts) {
+  auto s = std::make_unique<State>();
+  if (parts.backends.size() != config.experts.size()) {
+    return Status::InvalidArgument("one backend per configured expert is required");
+  }
+  std::vector<ExpertSlot> slots;
+  for (size_t i = 0; i < config.experts.size(); ++i) {
+    auto meter = std::make_shared<ExpertMeter>();
+    slots.push_back({config.experts[i], std::make_unique<MeteredExpert>(std::move(parts.backends[i]), meter), meter});
+  }
+  BATON_ASSIGN_OR_RETURN(s->router,
+                         RouterService::Create(std::move(slots), std::move(parts.router), config.router.lambda));
+  s->keys = std::make_unique<KeyRing>(config.keys);
+
+  // Budgets: the configured budget wins, what was spent survives restarts, reservations do not.
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(config.store_path));
+  std::vector<BudgetAccount> accounts;
+  {
+    BATON_ASSIGN_OR_RETURN(Store::Transaction tx, store->Begin());
+    for (const auto& k : config.keys) {
+      BATON_RETURN_IF_ERROR(store->UpsertClientBudget({k.key_sha256, k.name, k.budget_usd, 0, 0}));
+    }
+    BATON_ASSIGN_OR_RETURN(std::vector<ClientBudgetRecord> rows, store->ListClientBudgets());
+    for (const auto& k : config.keys) {
+      BudgetAccount a{k.key_sha256, k.name, k.budget_usd, 0, 0};
+      for (const auto& r : rows) {
+        if (r.key_hash == k.key_sha256) a.spent_usd = r.spent_usd;
+      }
+      BATON_RETURN_IF_ERROR(store->SetClientSpend(a.key_hash, a.spent_usd, 0));
+      accounts.push_back(std::move(a));
+    }
+    BATON_RETURN_IF_ERROR(tx.Commit());
+  }
+  s->recorder = std::make_unique<Recorder>(std::move(store));
+  Recorder* rec = s->recorder.get();
+  s->ledger = std::make_unique<BudgetLedger>(std::move(accounts), [rec](const BudgetAccount& a) {
+    rec->PersistBudget({a.key_hash, a.name, a.budget_usd, a.spent_usd, a.reserved_usd});
+  });
+  for (const auto& k : config.keys) {
+    auto l = std::make_unique<RateLimiter>();
+    l->rate = k.rate_limit_rps;
+    l->tokens = std::max(1.0, k.rate_limit_rps);
+    l->last = std::chrono::steady_clock::now();
+    s->limiters.push_back(std::move(l));
+  }
+  nlohmann::json models = {{"object", "list"}, {"data", nlohmann::json::array()}};
+  auto add_model = [&models](const std::string& id) {
+    models["data"].push_back({{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "baton"}});
+  };
+  add_model("baton");
+  for (const auto& e : s->router->experts()) add_model(e.config.name);
+  s->models_json = models.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  s->config = std::move(config);
+  return std::unique_ptr<Gateway>(new Gateway(std::move(s)));
+}
+
+std::optional<size_t> Authenticate(const Gateway::State& s, const HttpRequest& req, HttpResponse* error) {
+  const std::string_view token = BearerToken(req.authorization);
+  if (token.empty()) {
+    *error = ErrorResponse(401, "missing API key: send your client key as 'Authorization: Bearer <key>'",
+                           "invalid_request_error", "missing_api_key");
+    return std::nullopt;
+  }
+  std::optional<size_t> k = s.keys->Find(token);
+  if (!k) {
+    *error = ErrorResponse(401, "incorrect API key", "invalid_request_error", "invalid_api_key");
+    return std::nullopt;
+  }
+  return k;
+}
+
+namespace {
+
+// Runs on an event-loop thread: answers the small endpoints at once and hands chat requests to the workers.
+void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+  const std::string path = req.target.substr(0, req.target.find('?'));
+  auto method_not_allowed = [&](const char* allowed) {
+    HttpResponse r =
+        ErrorResponse(405, fmt::format("{} {} is not supported (use {})", req.method.substr(0, 10), path, allowed),
+                      "invalid_request_error", "method_not_allowed");
+    r.headers.emplace_back("Allow", allowed);
+    ex->Respond(std::move(r));
+  };
+  if (path == "/v1/chat/completions" || path == "/chat/completions") {
+    if (req.method != "POST") return method_not_allowed("POST");
+    Gateway::State* state = &s;
+    auto shared_req = std::make_shared<HttpRequest>(std::move(req));
+    const bool posted = s.workers->Post(
+        [state, shared_req, ex]() mutable { HandleChatCompletions(*state, std::move(*shared_req), std::move(ex)); });
+    if (!posted) {
+      ex->Respond(
+          ErrorResponse(503, "the gateway is overloaded or shutting down; retry later", "server_error", "overloaded"));
+    }
+    return;
+  }
+  if (path == "/healthz") {
+    if (req.method != "GET" && req.method != "HEAD") return method_not_allowed("GET");
+    return ex->Respond(MakeHttpResponse(200, R"({"status":"ok"})"));
+  }
+  if (path == "/metrics") {
+    if (req.method != "GET") return method_not_allowed("GET");
+    std::vector<std::pair<std::string, std::shared_ptr<ExpertMeter>>> meters;
+    for (const auto& e : s.router->experts()) meters.emplace_back(e.config.name, e.meter);
+    std::vector<std::pair<std::string, double>> gauges = {
+        {"baton_http_in_flight", static_cast<double>(s.server ? s.server->in_flight() : 0)},
+        {"baton_recorder_dropped_total", static_cast<double>(s.recorder->dropped())},
+        {"baton_budget_overruns_total", static_cast<double>(s.ledger->overruns())}};
+    HttpResponse r =
+        MakeHttpResponse(200, s.metrics.Render(meters, gauges), "text/plain; version=0.0.4; charset=utf-8");
+    for (size_t i = 0; i < s.ledger->size(); ++i) {
+      const BudgetAccount a = s.ledger->Get(i);
+      if (i == 0)
+        r.body +=
+            "# HELP baton_key_budget_remaining_usd Budget left per client key.\n"
+            "# TYPE baton_key_budget_remaining_usd gauge\n";
+      r.body += fmt::format("baton_key_budget_remaining_usd{{key=\"{}\"}} {:.9g}\n", EscapeLabel(a.name),
+                            a.budget_usd - a.spent_usd - a.reserved_usd);
+    }
+    return ex->Respond(std::move(r));
+  }
+  if (path == "/v1/models" || path == "/models") {
+    if (req.method != "GET") return method_not_allowed("GET");
+    HttpResponse err;
+    if (!Authenticate(s, req, &err)) return ex->Respond(std::move(err));
+    return ex->Respond(MakeHttpResponse(200, s.models_json));
+  }
+  ex->Respond(ErrorResponse(404, fmt::format("no such endpoint: {}", path.substr(0, 200)), "invalid_request_error",
+                            "not_found"));
+}
+
+StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument(fmt::format("listen address '{}': expected HOST:PORT", listen));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) > 65535) {
+    return Status::InvalidArgument(fmt::format("listen address '{}': the port must be a number in [0, 65535]", listen));
+  }
+  return std::make_pair(host, static_cast<uint16_t>(std::stoi(port)));
+}
+
+}  // namespace
+
+Status Gateway::Start(const std::string& listen_override) {
+  State& s = *state_;
+  if (s.server) return Status::FailedPrecondition("the gateway is already running");
+  BATON_ASSIGN_OR_RETURN(auto hp, SplitHostPort(listen_override.empty() ? s.config.listen : listen_override));
+  s.workers = std::make_unique<WorkerPool>(s.config.worker_threads, 10'000);
+  HttpServerOptions o{.host = hp.first,
+                      .port = hp.second,
+                      .io_threads = s.config.io_threads,
+                      .max_body_bytes = s.config.max_body_bytes};
+  State* state = &s;
+  BATON_ASSIGN_OR_RETURN(
+      s.server,
+      HttpServer::Start(
+          o, [state](HttpRequest req, std::shared_ptr<HttpExchange> ex) { Dispatch(*state, std::move(req), ex); },
+          [state](const std::string& path, int code, double seconds) {
+            state->metrics.ObserveRequest(path, code, seconds);
+          }));
+  return Status::Ok();
+}
+
+uint16_t Gateway::port() const {
+  return state_->server ? state_->server->port() : 0;
+}
+
+void Gateway::Shutdown(std::chrono::milliseconds grace) {
+  State& s = *state_;
+  if (s.shut_down) return;
+  s.shut_down = true;
+  if (s.server) s.server->Shutdown(grace);  // stops accepting; requests in flight get `grace` to finish
+  s.workers.reset();                        // joins the workers (they release their exchanges)
+  s.server.reset();
+  if (s.recorder) s.recorder->Flush();
+}
+
+Metrics& Gateway::metrics() {
+  return state_->metrics;
+}
+BudgetLedger& Gateway::ledger() {
+  return *state_->ledger;
+}
+Recorder& Gateway::recorder() {
+  return *state_->recorder;
+}
+const RouterService& Gateway::router() const {
+  return *state_->router;
+}
+
+}  // namespace baton::gateway

@@ -1,0 +1,346 @@
+// The gateway end to end in-process: a real server on a free loopback port, fake experts, a libcurl client.
+#include "gateway/gateway.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "baton/store.h"
+#include "gateway/auth.h"
+#include "gateway/budget.h"
+#include "gateway/recorder.h"
+#include "gateway/test_http_client.h"
+
+namespace baton::gateway {
+namespace {
+
+using testing::ChatBody;
+using testing::Http;
+using json = nlohmann::json;
+
+constexpr const char* kKey = "sk-test";
+
+// A scripted expert: answers "<name>: <prompt>" with a fixed cost, or fails with `fail`.
+class FakeExpert : public ExpertBackend {
+ public:
+  FakeExpert(std::string name, double cost, Status fail = Status::Ok(), std::optional<double> score = {})
+      : name_(std::move(name)), cost_(cost), fail_(std::move(fail)), score_(score) {}
+  const std::string& name() const override { return name_; }
+  StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink) override {
+    calls.fetch_add(1);
+    if (!fail_.ok()) return fail_;
+    ChatResult r;
+    r.content = name_ + ": " + request.messages.back().content;
+    r.usage = {10, 5};
+    r.cost_usd = cost_;
+    r.recorded_score = score_;
+    if (sink && *sink) {
+      for (size_t i = 0; i < r.content.size(); i += 4) {
+        if (!(*sink)(std::string_view(r.content).substr(i, 4))) return Status::FailedPrecondition("cancelled");
+      }
+    }
+    return r;
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  std::string name_;
+  double cost_;
+  Status fail_;
+  std::optional<double> score_;
+};
+
+// Scores fixed per expert: the router prefers them in this order.
+class FixedPredictor : public Predictor {
+ public:
+  FixedPredictor(std::vector<std::string> experts, std::vector<float> scores)
+      : experts_(std::move(experts)), scores_(std::move(scores)) {}
+  std::string name() const override { return "fixed"; }
+  Status Fit(const Dataset&) override { return Status::Ok(); }
+  void Predict(const QueryView&, std::span<float> out) const override {
+    std::copy(scores_.begin(), scores_.end(), out.begin());
+  }
+  const std::vector<std::string>& experts() const override { return experts_; }
+
+ private:
+  std::vector<std::string> experts_;
+  std::vector<float> scores_;
+};
+
+struct Harness {
+  std::unique_ptr<Gateway> gw;
+  std::vector<FakeExpert*> fakes;
+  int port = 0;
+  std::string db;
+};
+
+// Experts: "good" (score .9), "down" (score .95, fails with `down_status`), "cheap" (score .5). Prices make the
+// router's cost estimate 0.01 USD for each.
+Harness StartGateway(double budget = 100, Status down_status = Status::Unavailable("connection refused"),
+                     int64_t max_body = 4096, bool record_prompts = false, double rate_limit_rps = 0) {
+  Harness h;
+  static std::atomic<int> n{0};
+  h.db = (std::filesystem::temp_directory_path() /
+          ("baton_gw_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + ".db"))
+             .string();
+  std::filesystem::remove(h.db);
+  GatewayConfig c;
+  c.source = "test";
+  c.store_path = h.db;
+  c.max_body_bytes = max_body;
+  c.record_prompts = record_prompts;
+  c.worker_threads = 32;
+  c.keys = {{.name = "tester", .key_sha256 = Sha256Hex(kKey), .budget_usd = budget, .rate_limit_rps = rate_limit_rps}};
+  GatewayParts parts;
+  const std::vector<std::string> names = {"good", "down", "cheap"};
+  for (const auto& name : names) {
+    // 1000 output tokens x $10/Mtok = $0.01 (plus a little for the prompt).
+    ExpertConfig e;
+    e.name = name;
+    e.kind = "replay";
+    e.usd_per_mtok_out = 10.0;
+    e.default_max_tokens = 1000;
+    c.experts.push_back(e);
+    auto fake = std::make_unique<FakeExpert>(name, 0.01, name == "down" ? down_status : Status::Ok(), 0.75);
+    h.fakes.push_back(fake.get());
+    parts.backends.push_back(std::move(fake));
+  }
+  parts.router = RouterModel{std::make_unique<FixedPredictor>(names, std::vector<float>{0.9f, 0.95f, 0.5f}), {}};
+  auto gw = Gateway::Create(std::move(c), std::move(parts));
+  EXPECT_TRUE(gw.ok()) << gw.status().ToString();
+  h.gw = std::move(*gw);
+  Status st = h.gw->Start("127.0.0.1:0");
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  h.port = h.gw->port();
+  return h;
+}
+
+void ExpectOpenAiError(const testing::HttpResult& r, long status, const std::string& code) {
+  EXPECT_EQ(r.status, status) << r.body << r.error;
+  json j = json::parse(r.body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.body;
+  ASSERT_TRUE(j.contains("error")) << r.body;
+  EXPECT_TRUE(j["error"]["message"].is_string());
+  EXPECT_TRUE(j["error"]["type"].is_string());
+  EXPECT_EQ(j["error"]["code"], code) << r.body;
+}
+
+TEST(GatewayTest, HealthModelsAndUnknownPaths) {
+  Harness h = StartGateway();
+  auto health = Http("GET", h.port, "/healthz");
+  EXPECT_EQ(health.status, 200);
+  auto models = Http("GET", h.port, "/v1/models", "", kKey);
+  ASSERT_EQ(models.status, 200) << models.body;
+  json m = json::parse(models.body);
+  EXPECT_EQ(m["object"], "list");
+  ASSERT_EQ(m["data"].size(), 4u);
+  EXPECT_EQ(m["data"][0]["id"], "baton");
+  EXPECT_EQ(m["data"][3]["id"], "cheap");
+  ExpectOpenAiError(Http("GET", h.port, "/v1/nothing", "", kKey), 404, "not_found");
+  ExpectOpenAiError(Http("GET", h.port, "/v1/chat/completions", "", kKey), 405, "method_not_allowed");
+}
+
+TEST(GatewayTest, AuthErrors) {
+  Harness h = StartGateway();
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("good", "hi")), 401, "missing_api_key");
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("good", "hi"), "sk-wrong"), 401,
+                    "invalid_api_key");
+  ExpectOpenAiError(Http("GET", h.port, "/v1/models", "", "sk-wrong"), 401, "invalid_api_key");
+  EXPECT_EQ(h.fakes[0]->calls.load(), 0);
+}
+
+TEST(GatewayTest, BodyTooLargeIs413) {
+  Harness h = StartGateway(100, Status::Unavailable("x"), /*max_body=*/4096);
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("good", std::string(10000, 'x')), kKey), 413,
+                    "request_too_large");
+  // Over 1 MiB: curl sends "Expect: 100-continue"; the gateway refuses before the body is sent.
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("good", std::string(2 << 20, 'x')), kKey),
+                    413, "request_too_large");
+  EXPECT_EQ(Http("GET", h.port, "/healthz").status, 200);  // still serving
+}
+
+TEST(GatewayTest, BadJsonAndParamsAre400) {
+  Harness h = StartGateway();
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", "{not json", kKey), 400, "invalid_request");
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", R"({"model": "good", "messages": []})", kKey), 400,
+                    "invalid_request");
+  ExpectOpenAiError(
+      Http("POST", h.port, "/v1/chat/completions", ChatBody("good", "hi", false, R"(, "temperature": 7)"), kKey), 400,
+      "invalid_request");
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("gpt-nope", "hi"), kKey), 404,
+                    "model_not_found");
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions",
+                         ChatBody("baton", "hi", false, R"(, "baton": {"max_cost_usd": 0.000001})"), kKey),
+                    400, "invalid_request");
+}
+
+TEST(GatewayTest, PassThroughByExpertName) {
+  Harness h = StartGateway();
+  auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "hello"), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["model"], "cheap");
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "cheap: hello");
+  EXPECT_EQ(j["usage"]["total_tokens"], 15);
+  EXPECT_EQ(r.headers["x-baton-expert"], "cheap");
+  EXPECT_NEAR(std::stod(r.headers["x-baton-cost-usd"]), 0.01, 1e-9);
+  EXPECT_GE(std::stod(r.headers["x-baton-overhead-ms"]), 0);
+}
+
+TEST(GatewayTest, RoutingFallsBackWhenTheBestExpertFails) {
+  Harness h = StartGateway();
+  // "down" has the best predicted score but fails; the gateway falls back to "good".
+  auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("baton", "route me"), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-baton-expert"], "good");
+  EXPECT_EQ(h.fakes[1]->calls.load(), 1);
+  // baton.experts restricts the pool; lambda high enough makes the cheap one win among equals.
+  auto r2 = Http("POST", h.port, "/v1/chat/completions",
+                 ChatBody("baton", "route me", false, R"(, "baton": {"experts": ["cheap"]})"), kKey);
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  EXPECT_EQ(r2.headers["x-baton-expert"], "cheap");
+}
+
+TEST(GatewayTest, UpstreamFailureIsOpenAiShaped) {
+  Harness h = StartGateway();
+  ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("down", "hi"), kKey), 502,
+                    "upstream_unavailable");
+  Harness t = StartGateway(100, Status::DeadlineExceeded("slow"));
+  ExpectOpenAiError(Http("POST", t.port, "/v1/chat/completions", ChatBody("down", "hi"), kKey), 504,
+                    "upstream_timeout");
+  Harness o = StartGateway(100, Status::ResourceExhausted("429 upstream"));
+  ExpectOpenAiError(Http("POST", o.port, "/v1/chat/completions", ChatBody("down", "hi"), kKey), 503,
+                    "upstream_overloaded");
+}
+
+TEST(GatewayTest, StreamingSseFraming) {
+  Harness h = StartGateway();
+  auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("baton", "stream this please", true), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["content-type"], "text/event-stream");
+  EXPECT_EQ(r.headers["x-baton-expert"], "good");  // after the fallback from "down"
+  std::string content;
+  std::vector<std::string> events;
+  size_t pos = 0;
+  while (pos < r.body.size()) {
+    const size_t end = r.body.find("\n\n", pos);
+    ASSERT_NE(end, std::string::npos) << r.body;
+    events.push_back(r.body.substr(pos, end - pos));
+    pos = end + 2;
+  }
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events.back(), "data: [DONE]");
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    ASSERT_EQ(events[i].rfind("data: ", 0), 0u) << events[i];
+    json j = json::parse(events[i].substr(6));
+    EXPECT_EQ(j["object"], "chat.completion.chunk");
+    const json& d = j["choices"][0]["delta"];
+    if (d.contains("content")) content += d["content"].get<std::string>();
+    if (i + 2 == events.size()) {
+      EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+    }
+  }
+  EXPECT_EQ(content, "good: stream this please");
+}
+
+TEST(GatewayTest, BudgetExhaustedIs429) {
+  Harness h = StartGateway(/*budget=*/0.03);  // reservation 2 x ~0.01: one call fits, then spent 0.01 + 0.02 ...
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "hi"), kKey);
+    if (r.status == 200) ++ok;
+    if (r.status == 429) {
+      ++refused;
+      ExpectOpenAiError(r, 429, "budget_exhausted");
+    }
+  }
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(refused, 1);
+  EXPECT_LE(h.gw->ledger().Get(0).spent_usd, 0.03 + 1e-12);
+}
+
+TEST(GatewayTest, RateLimitIs429) {
+  Harness h = StartGateway(100, Status::Unavailable("x"), 4096, false, /*rate_limit_rps=*/2);
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "hi"), kKey);
+    if (r.status == 200) ++ok;
+    if (r.status == 429) {
+      ++limited;
+      ExpectOpenAiError(r, 429, "rate_limit_exceeded");
+    }
+  }
+  EXPECT_GE(ok, 2);
+  EXPECT_GE(limited, 1);
+}
+
+TEST(BudgetConcurrencyTest, HundredsOfConcurrentRequestsNeverOverspend) {
+  const double budget = 0.5;  // 0.01 per call, reserving ~0.02: at most 50 calls can be paid for
+  Harness h = StartGateway(budget);
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {  // 400 requests in all
+        auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody(i % 2 ? "good" : "cheap", "hi"), kKey);
+        if (r.status == 200)
+          ++ok;
+        else if (r.status == 429)
+          ++refused;
+        else
+          ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ok.load() + refused.load(), 400);
+  const BudgetAccount a = h.gw->ledger().Get(0);
+  EXPECT_LE(a.spent_usd, budget + 1e-9);
+  EXPECT_NEAR(a.spent_usd, ok.load() * 0.01, 1e-9);
+  EXPECT_NEAR(a.reserved_usd, 0, 1e-9);
+  EXPECT_GE(ok.load(), 20);
+  // The store agrees after a flush.
+  h.gw->Shutdown();
+  auto store = Store::Open(h.db);
+  ASSERT_TRUE(store.ok());
+  auto rows = (*store)->ListClientBudgets();
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_NEAR((*rows)[0].spent_usd, ok.load() * 0.01, 1e-9);
+}
+
+TEST(GatewayTest, MetricsAndRecording) {
+  Harness h = StartGateway(100, Status::Unavailable("down"), 4096, /*record_prompts=*/true);
+  ASSERT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("baton", "count me"), kKey).status, 200);
+  ASSERT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "and me"), kKey).status, 200);
+  ASSERT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "x"), "bad").status, 401);
+  auto m = Http("GET", h.port, "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.headers["content-type"].find("text/plain; version=0.0.4"), std::string::npos);
+  for (const char* s :
+       {"# TYPE baton_http_requests_total counter",
+        "baton_http_requests_total{path=\"/v1/chat/completions\",code=\"200\"} 2",
+        "baton_http_errors_total{code=\"401\"} 1", "baton_spend_usd_total{expert=\"cheap\"} 0.01",
+        "baton_key_spend_usd_total{key=\"tester\"} 0.02", "baton_routing_decisions_total{expert=\"down\"} 1",
+        "baton_routing_decisions_total{expert=\"good\"} 1",
+        "baton_upstream_failures_total{expert=\"down\",reason=\"Unavailable\"} 1", "baton_fallbacks_total 1",
+        "baton_http_request_duration_seconds_bucket{le=\"+Inf\"}", "baton_expert_calls_total{expert=\"down\"} 1"}) {
+    EXPECT_NE(m.body.find(s), std::string::npos) << s << "\n" << m.body;
+  }
+  h.gw->Shutdown();
+  auto store = Store::Open(h.db);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->CountRows("requests"), 3);
+  EXPECT_EQ((*store)->CountRows("outcomes"), 2);  // the fakes report a recorded score, like replay experts
+  auto q = (*store)->ListQueries({"live"});
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->size(), 2u);
+}
+
+}  // namespace
+}  // namespace baton::gateway

@@ -1,0 +1,100 @@
+// A small asynchronous HTTP/1.1 server (Boost.Beast over Asio): a few event-loop threads serve every connection,
+// so idle keep-alive connections cost a socket and a buffer, not a thread.
+//
+// The server reads a request (refusing bodies over max_body_bytes with 413 and malformed requests with 400, both as
+// OpenAI-shaped JSON errors), hands it to the handler on an event-loop thread and writes whatever the handler sends
+// back through its HttpExchange. A handler must not block: it answers at once or posts the work elsewhere.
+//
+// Lifetime: every HttpExchange must be released before the HttpServer is destroyed (join the threads that hold them).
+// Thread-safety: Start/Shutdown from one controlling thread. An HttpExchange may be used from any one thread at a
+// time; its streaming methods block and belong on a worker thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "baton/status.h"
+
+namespace baton::gateway {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, e.g. "/v1/chat/completions"
+  std::string authorization;
+  std::string body;
+  std::chrono::steady_clock::time_point arrived;  // when the whole request had been read
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  Headers headers;
+  std::string body;
+};
+
+// A response with the given status, content type and body.
+HttpResponse MakeHttpResponse(int status, std::string body, std::string content_type = "application/json");
+
+// {"error": {"message": ..., "type": ..., "code": ...}} with the given status.
+HttpResponse ErrorResponse(int status, std::string_view message, std::string_view type, std::string_view code);
+
+// One request's way back to its client: either Respond() once, or BeginStream(), WriteStream()*, EndStream().
+// Dropping the last reference without answering sends a 500 error, so a client is never left without a response.
+class HttpExchange {
+ public:
+  virtual ~HttpExchange() = default;
+  // Sends the whole response (asynchronously; returns at once). Any thread.
+  virtual void Respond(HttpResponse response) = 0;
+  // Sends the status line and headers of a chunked response. Blocks; call from a worker thread. false when the
+  // client has gone.
+  virtual bool BeginStream(int status, std::string_view content_type, const Headers& headers) = 0;
+  // Sends one chunk. Blocks. false when the client has gone.
+  virtual bool WriteStream(std::string_view data) = 0;
+  // Ends the chunked response; the connection then serves its next request.
+  virtual void EndStream() = 0;
+};
+
+using HttpHandler = std::function<void(HttpRequest request, std::shared_ptr<HttpExchange> exchange)>;
+// Observes every answered request: path, status, seconds from arrival to the response being handed over.
+using HttpObserver = std::function<void(const std::string& path, int status, double seconds)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0 = any free port (see HttpServer::port())
+  int io_threads = 2;
+  int64_t max_body_bytes = 1 << 20;
+  std::chrono::seconds idle_timeout{60};  // a keep-alive connection idle this long is closed
+};
+
+class HttpServer {
+ public:
+  // Binds, listens and starts the event-loop threads. IoError when the address cannot be bound.
+  static StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options, HttpHandler handler,
+                                                     HttpObserver observer = nullptr);
+  ~HttpServer();  // Shutdown(0) if still running
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  uint16_t port() const;
+  // Stops accepting, waits up to `grace` for requests being handled, then stops the event loop and joins it.
+  void Shutdown(std::chrono::milliseconds grace);
+  // Requests handed to the handler and not yet answered.
+  int64_t in_flight() const;
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace baton::gateway

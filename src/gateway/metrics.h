@@ -1,0 +1,52 @@
+// The gateway's Prometheus metrics, rendered by hand in the text exposition format 0.0.4.
+//
+// Thread-safety: every method is safe from many threads. Counters keyed by label live in maps guarded by mu_; the
+// latency histogram's buckets are atomics (no lock on the request path for it).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "baton/expert.h"
+
+namespace baton::gateway {
+
+class Metrics {
+ public:
+  // One finished HTTP exchange: its path ("/v1/chat/completions", ...), status code and total latency.
+  void ObserveRequest(const std::string& path, int code, double seconds);
+  void AddSpend(const std::string& expert, const std::string& key_name, double usd);
+  void CountRoutingDecision(const std::string& expert);
+  void CountUpstreamFailure(const std::string& expert, const std::string& reason);
+  void CountFallback();
+
+  // Renders every metric; `meters` adds each expert's meter (calls, errors, in flight, tokens).
+  std::string Render(const std::vector<std::pair<std::string, std::shared_ptr<ExpertMeter>>>& meters,
+                     const std::vector<std::pair<std::string, double>>& extra_gauges = {}) const;
+
+  static constexpr std::array<double, 14> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                      0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, int64_t> requests_;          // (path, code); guarded by mu_
+  std::map<std::string, double> spend_by_expert_, spend_by_key_;     // guarded by mu_
+  std::map<std::string, int64_t> decisions_;                         // guarded by mu_
+  std::map<std::pair<std::string, std::string>, int64_t> failures_;  // (expert, reason); guarded by mu_
+  std::atomic<int64_t> fallbacks_{0};
+  std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets_{};  // last = +Inf
+  std::atomic<int64_t> latency_count_{0};
+  std::atomic<int64_t> latency_ns_sum_{0};
+};
+
+// Escapes a label value for the text format (backslash, double quote, newline).
+std::string EscapeLabel(const std::string& v);
+
+}  // namespace baton::gateway

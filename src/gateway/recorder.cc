@@ -1,0 +1,143 @@
+#include "gateway/recorder.h"
+
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include "gateway/auth.h"
+
+namespace baton::gateway {
+
+namespace {
+constexpr size_t kWakeBatch = 256;
+constexpr std::chrono::milliseconds kIdleWait{50};
+}  // namespace
+
+Recorder::Recorder(std::unique_ptr<Store> store, size_t max_queue)
+    : store_(std::move(store)), max_queue_(max_queue), thread_([this] { Run(); }) {}
+
+Recorder::~Recorder() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Recorder::Enqueue(Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= max_queue_) {
+      dropped_.fetch_add(1);
+      return;
+    }
+    queue_.push_back(std::move(job));
+    ++enqueued_;
+    // Wake the writer only for a full batch; otherwise it wakes on its own every kIdleWait, which keeps a thread
+    // wake-up (two context switches) off every request.
+    if (queue_.size() < kWakeBatch) return;
+  }
+  cv_.notify_one();
+}
+
+void Recorder::LogRequest(RequestLogRecord r) {
+  Enqueue([r = std::move(r)](Store& s) { return s.LogRequest(r); });
+}
+
+void Recorder::PersistBudget(const ClientBudgetRecord& b) {
+  // Only the latest state of each key matters: it replaces any not yet written (one UPDATE per key per batch).
+  std::lock_guard<std::mutex> lock(mu_);
+  budgets_[b.key_hash] = b;
+  ++budget_seq_;
+}
+
+void Recorder::RecordOutcome(LiveOutcome o) {
+  Enqueue([o = std::move(o)](Store& s) -> Status {
+    const std::string external_id = Sha256Hex(o.prompt).substr(0, 32);
+    std::optional<int64_t> q = s.FindQuery("live", external_id);
+    if (!q) {
+      QueryRecord query;
+      query.external_id = external_id;
+      query.dataset = "live";
+      query.text = o.prompt;
+      query.source = "baton serve";
+      BATON_ASSIGN_OR_RETURN(int64_t id, s.InsertQuery(query));
+      q = id;
+    }
+    ExpertRecord expert;
+    expert.name = o.expert;
+    BATON_ASSIGN_OR_RETURN(int64_t e, s.UpsertExpert(expert));
+    return s.InsertOutcome({.query_id = *q,
+                            .expert_id = e,
+                            .score = o.score,
+                            .cost_usd = o.cost_usd,
+                            .tokens_in = o.tokens_in,
+                            .tokens_out = o.tokens_out,
+                            .latency_ms = o.latency_ms,
+                            .source = OutcomeSource::kLive});
+  });
+}
+
+void Recorder::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t target = enqueued_, budget_target = budget_seq_;
+  ++flush_waiters_;
+  cv_.notify_one();
+  done_cv_.wait(lock, [&] { return completed_ >= target && budget_done_ >= budget_target; });
+  --flush_waiters_;
+}
+
+void Recorder::Run() {
+  std::vector<Job> batch;
+  std::map<std::string, ClientBudgetRecord> budgets;
+  uint64_t budget_seq = 0;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, kIdleWait, [&] { return stop_ || flush_waiters_ > 0 || queue_.size() >= kWakeBatch; });
+      if (queue_.empty() && budgets_.empty()) {
+        if (stop_) return;
+        continue;
+      }
+      budgets.swap(budgets_);
+      budget_seq = budget_seq_;
+      // At most 1000 writes per transaction keeps a batch short.
+      while (!queue_.empty() && batch.size() < 1000) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    StatusOr<Store::Transaction> tx = store_->Begin();
+    for (Job& job : batch) {
+      Status st = job(*store_);
+      if (st.ok()) {
+        written_.fetch_add(1);
+      } else {
+        failed_.fetch_add(1);
+        std::fprintf(stderr, "baton serve: recording failed: %s\n", st.ToString().c_str());
+      }
+    }
+    for (const auto& [key, b] : budgets) {
+      Status st = store_->SetClientSpend(b.key_hash, b.spent_usd, b.reserved_usd);
+      if (!st.ok()) {
+        failed_.fetch_add(1);
+        std::fprintf(stderr, "baton serve: persisting a budget failed: %s\n", st.ToString().c_str());
+      }
+    }
+    budgets.clear();
+    if (tx.ok()) {
+      Status st = tx->Commit();
+      if (!st.ok()) std::fprintf(stderr, "baton serve: recording commit failed: %s\n", st.ToString().c_str());
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      completed_ += batch.size();
+      budget_done_ = budget_seq;
+    }
+    done_cv_.notify_all();
+    batch.clear();
+  }
+}
+
+}  // namespace baton::gateway

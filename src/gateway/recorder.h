@@ -1,0 +1,74 @@
+// Recorder: writes request logs, live outcomes and budget state to the store on its own thread, so that SQLite
+// writes never sit on the request path.
+//
+// Latency: the writer wakes every 50 ms or when 256 writes are queued, so a write reaches the file within ~50 ms.
+// Thread-safety: Enqueue/Flush/counters are safe from many threads. The writer thread alone uses the Store it owns;
+// mu_ guards the queue. Writes are applied in the order they were enqueued, grouped in one transaction per batch.
+// The queue is bounded (max_queue): when it is full new writes are dropped and counted, never blocking a request.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "baton/store.h"
+
+namespace baton::gateway {
+
+// A live outcome of a replay expert: the recorded score its answer earned.
+struct LiveOutcome {
+  std::string prompt;  // the query text (a replay expert only answers prompts of its recorded dataset)
+  std::string expert;
+  double score = 0;
+  double cost_usd = 0;
+  int64_t tokens_in = 0, tokens_out = 0;
+  double latency_ms = 0;
+};
+
+class Recorder {
+ public:
+  Recorder(std::unique_ptr<Store> store, size_t max_queue = 100'000);
+  ~Recorder();  // writes what is queued, then stops the thread
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  void LogRequest(RequestLogRecord r);
+  void RecordOutcome(LiveOutcome o);
+  void PersistBudget(const ClientBudgetRecord& b);
+  // Blocks until everything enqueued before the call is written.
+  void Flush();
+
+  int64_t written() const { return written_.load(); }
+  int64_t dropped() const { return dropped_.load(); }
+  int64_t failed() const { return failed_.load(); }
+
+ private:
+  using Job = std::function<Status(Store&)>;
+  void Enqueue(Job job);
+  void Run();
+
+  std::unique_ptr<Store> store_;  // used only by thread_ after construction
+  const size_t max_queue_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<Job> queue_;                              // guarded by mu_
+  uint64_t enqueued_ = 0;                              // guarded by mu_
+  uint64_t completed_ = 0;                             // guarded by mu_
+  bool stop_ = false;                                  // guarded by mu_
+  int flush_waiters_ = 0;                              // guarded by mu_
+  std::map<std::string, ClientBudgetRecord> budgets_;  // latest unwritten state per key hash; guarded by mu_
+  uint64_t budget_seq_ = 0, budget_done_ = 0;          // budget changes seen / written; guarded by mu_
+  std::atomic<int64_t> written_{0}, dropped_{0}, failed_{0};
+  std::thread thread_;
+};
+
+}  // namespace baton::gateway

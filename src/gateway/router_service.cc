@@ -1,0 +1,150 @@
+#include "gateway/router_service.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "baton/policy.h"
+
+namespace baton::gateway {
+
+std::string_view LastUserText(const ChatRequest& request) {
+  for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
+    if (it->role == "user") return it->content;
+  }
+  return {};
+}
+
+StatusOr<std::unique_ptr<RouterService>> RouterService::Create(std::vector<ExpertSlot> experts,
+                                                               std::optional<RouterModel> model,
+                                                               double default_lambda) {
+  std::unique_ptr<RouterService> r(new RouterService());
+  r->experts_ = std::move(experts);
+  r->default_lambda_ = default_lambda;
+  for (size_t i = 0; i < r->experts_.size(); ++i) r->by_name_[r->experts_[i].config.name] = i;
+  r->score_index_.assign(r->experts_.size(), -1);
+  r->cost_index_.assign(r->experts_.size(), -1);
+  if (model) {
+    if (!model->predictor) return Status::InvalidArgument("router model has no predictor");
+    const auto& names = model->predictor->experts();
+    const auto& cost_names = model->cost.experts();
+    for (size_t i = 0; i < r->experts_.size(); ++i) {
+      // An expert is matched to the model by its replay_model (the recorded name) or its name.
+      const ExpertConfig& c = r->experts_[i].config;
+      for (const std::string& n : {c.replay_model, c.name}) {
+        if (n.empty()) continue;
+        auto it = std::find(names.begin(), names.end(), n);
+        if (it != names.end() && r->score_index_[i] < 0) {
+          r->score_index_[i] = static_cast<int>(it - names.begin());
+          auto ct = std::find(cost_names.begin(), cost_names.end(), n);
+          if (ct != cost_names.end()) r->cost_index_[i] = static_cast<int>(ct - cost_names.begin());
+        }
+      }
+      if (r->score_index_[i] >= 0) r->routable_.push_back(i);
+    }
+    if (r->routable_.empty()) {
+      std::string known;
+      for (size_t i = 0; i < names.size() && i < 5; ++i) known += (i ? ", " : "") + names[i];
+      return Status::InvalidArgument(
+          fmt::format("the router model knows none of the configured experts (it knows {}{})", known,
+                      names.size() > 5 ? ", ..." : ""));
+    }
+    r->model_ = std::move(model);
+  }
+  return r;
+}
+
+std::optional<size_t> RouterService::Find(const std::string& name) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return std::nullopt;
+  return it->second;
+}
+
+double RouterService::PriceBound(size_t expert, const ChatRequest& request) const {
+  const ExpertConfig& c = experts_[expert].config;
+  if (!c.usd_per_mtok_in && !c.usd_per_mtok_out) return 0;
+  size_t chars = 0;
+  for (const auto& m : request.messages) chars += m.content.size() + 8;
+  const double in = static_cast<double>(chars + 3) / 4;
+  const double out = static_cast<double>(request.max_tokens.value_or(c.default_max_tokens));
+  return (in * c.usd_per_mtok_in.value_or(0) + out * c.usd_per_mtok_out.value_or(0)) / 1e6;
+}
+
+StatusOr<std::vector<Candidate>> RouterService::Plan(const GatewayRequest& request) const {
+  const BatonOptions& o = request.baton;
+  std::vector<bool> in_pool(experts_.size(), o.experts.empty());
+  for (const std::string& n : o.experts) {
+    auto i = Find(n);
+    if (!i) return Status::NotFound(fmt::format("baton.experts: unknown expert '{}'", n.substr(0, 100)));
+    in_pool[*i] = true;
+  }
+  std::vector<float> score, cost;
+  QueryView q;
+  q.text = LastUserText(request.chat);
+  if (model_) {  // the score prediction (the expensive part) only when routing
+    cost.resize(model_->cost.experts().size());
+    model_->cost.Predict(q, cost);
+    if (request.model == "baton") {
+      score.resize(model_->predictor->num_experts());
+      model_->predictor->Predict(q, score);
+    }
+  }
+  auto predicted_cost = [&](size_t i) {
+    double c = cost_index_[i] >= 0 ? cost[cost_index_[i]] : std::nan("");
+    if (!std::isfinite(c) || c < 0) c = PriceBound(i, request.chat);
+    return c;
+  };
+  if (request.model != "baton") {
+    auto i = Find(request.model);
+    if (!i) {
+      return Status::NotFound(
+          fmt::format("model '{}' does not exist (use \"baton\" or an expert's name; see "
+                      "GET /v1/models)",
+                      request.model.substr(0, 100)));
+    }
+    Candidate c{.expert = *i, .predicted_cost = model_ ? predicted_cost(*i) : PriceBound(*i, request.chat)};
+    if (o.max_cost_usd && c.predicted_cost > *o.max_cost_usd) {
+      return Status::InvalidArgument(fmt::format("expert '{}' is predicted to cost ${:.6f}, over max_cost_usd ${:.6f}",
+                                                 request.model, c.predicted_cost, *o.max_cost_usd));
+    }
+    return std::vector<Candidate>{c};
+  }
+  if (!model_) {
+    return Status::FailedPrecondition("this gateway has no router model; ask for an expert by name");
+  }
+  const double lambda = o.lambda.value_or(default_lambda_);
+  // Per routable expert in the pool and under max_cost: its score and cost, in the router's own arrays.
+  std::vector<float> s, c;
+  std::vector<size_t> idx;
+  for (size_t i : routable_) {
+    if (!in_pool[i]) continue;
+    const double pc = predicted_cost(i);
+    if (o.max_cost_usd && pc > *o.max_cost_usd) continue;
+    idx.push_back(i);
+    s.push_back(score[score_index_[i]]);
+    c.push_back(static_cast<float>(pc));
+  }
+  if (idx.empty()) {
+    return Status::InvalidArgument(o.max_cost_usd ? "no expert is predicted to cost at most baton.max_cost_usd"
+                                                  : "no routable expert in baton.experts");
+  }
+  std::vector<size_t> order(idx.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const double ua = s[a] - lambda * c[a], ub = s[b] - lambda * c[b];
+    if (ua != ub) return ua > ub;
+    return c[a] < c[b];
+  });
+  // The policy's own pick goes first (it agrees with the sort but for NaN handling and tie rules).
+  const int best = ChooseExpert(s, c, lambda);
+  if (best >= 0) {
+    auto it = std::find(order.begin(), order.end(), static_cast<size_t>(best));
+    std::rotate(order.begin(), it, it + 1);
+  }
+  std::vector<Candidate> out;
+  for (size_t k : order) out.push_back({.expert = idx[k], .predicted_cost = c[k], .predicted_score = s[k]});
+  return out;
+}
+
+}  // namespace baton::gateway

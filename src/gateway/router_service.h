@@ -1,0 +1,70 @@
+// RouterService: the experts the gateway serves and the router model that picks among them.
+//
+// For model "baton" it featurises the last user message, predicts each expert's score (Predictor) and cost
+// (CostModel), and orders the allowed experts best first: ChooseExpert's pick, then the others by
+// score - lambda x cost (ties to the cheaper). For an expert's name it returns just that expert.
+//
+// Thread-safety: immutable after Create; Plan() and the experts' Complete() are safe from many threads.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "baton/expert.h"
+#include "baton/predictor.h"
+#include "baton/status.h"
+#include "gateway/request_parser.h"
+
+namespace baton::gateway {
+
+struct ExpertSlot {
+  ExpertConfig config;
+  std::unique_ptr<ExpertBackend> backend;  // metered (meter below)
+  std::shared_ptr<ExpertMeter> meter;
+};
+
+struct Candidate {
+  size_t expert = 0;            // index into RouterService::experts()
+  double predicted_cost = 0;    // USD; 0 when unknown
+  double predicted_score = -1;  // -1 when the router has no prediction (pass-through)
+};
+
+class RouterService {
+ public:
+  // `model` may be empty (then only pass-through by name works). Experts the model does not know can only be
+  // reached by name. InvalidArgument when the model knows none of the experts.
+  static StatusOr<std::unique_ptr<RouterService>> Create(std::vector<ExpertSlot> experts,
+                                                         std::optional<RouterModel> model, double default_lambda);
+
+  // The experts to try, best first. Errors: NotFound (unknown model name or unknown name in baton.experts),
+  // FailedPrecondition ("baton" without a router model), InvalidArgument (no expert fits max_cost_usd).
+  StatusOr<std::vector<Candidate>> Plan(const GatewayRequest& request) const;
+
+  // Upper estimate of a call's cost when the router has none: list prices x (prompt chars / 4 + max_tokens or the
+  // expert's default_max_tokens). 0 when the expert has no prices.
+  double PriceBound(size_t expert, const ChatRequest& request) const;
+
+  const std::vector<ExpertSlot>& experts() const { return experts_; }
+  std::optional<size_t> Find(const std::string& name) const;
+  bool has_router() const { return model_.has_value(); }
+  // Experts the router can choose (known to its model), by index.
+  const std::vector<size_t>& routable() const { return routable_; }
+
+ private:
+  RouterService() = default;
+  std::vector<ExpertSlot> experts_;
+  std::unordered_map<std::string, size_t> by_name_;
+  std::optional<RouterModel> model_;
+  std::vector<int> score_index_, cost_index_;  // per expert: its index in the predictor's / cost model's order, or -1
+  std::vector<size_t> routable_;
+  double default_lambda_ = 0;
+};
+
+// The content of the last "user" message ("" when there is none).
+std::string_view LastUserText(const ChatRequest& request);
+
+}  // namespace baton::gateway

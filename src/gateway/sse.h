@@ -1,0 +1,31 @@
+// Server-sent events in the shape of OpenAI's streamed chat completions: `data: {chat.completion.chunk}\n\n` lines,
+// then `data: [DONE]\n\n`. Also the non-streamed chat.completion body.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "baton/expert.h"
+
+namespace baton::gateway {
+
+inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+
+// A chunk event. `role` and `content` are left out of the delta when empty; finish_reason is null when empty.
+std::string SseChunk(const std::string& id, int64_t created, const std::string& model, std::string_view role,
+                     std::string_view content, std::string_view finish_reason,
+                     const std::optional<ChatUsage>& usage = std::nullopt, std::optional<double> cost_usd = {});
+// An error event: `data: {"error": {...}}`.
+std::string SseError(std::string_view message, std::string_view type, std::string_view code);
+
+// The chat.completion JSON for a whole result.
+std::string CompletionJson(const std::string& id, int64_t created, const std::string& model, const ChatResult& r);
+
+// "chatcmpl-" plus 24 random hex digits.
+std::string NewCompletionId();
+
+}  // namespace baton::gateway

@@ -1,0 +1,157 @@
+// End to end: `baton serve --config examples/replay.yaml` as a subprocess on a free loopback port, talked to over
+// HTTP (libcurl), then stopped with SIGTERM.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "baton/store.h"
+#include "gateway/test_http_client.h"
+#include "test_util.h"
+
+namespace baton {
+namespace {
+
+using gateway::testing::ChatBody;
+using gateway::testing::Http;
+using json = nlohmann::json;
+
+// Runs `baton serve` and reads the port it prints. Kills the process on destruction if still running.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const std::string& config) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      if (chdir(BATON_SOURCE_DIR) != 0) _exit(126);
+      execl(BATON_BINARY, BATON_BINARY, "serve", "--config", config.c_str(), "--listen", "127.0.0.1:0",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fds[0];
+    // Start-up fits the router: allow up to 120 s for the "listening on" line.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    std::string text;
+    std::smatch m;
+    const std::regex re("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    while (std::chrono::steady_clock::now() < deadline && !std::regex_search(text, m, re)) {
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, 200) <= 0) continue;
+      char buf[512];
+      const ssize_t n = read(out_, buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+    if (std::regex_search(text, m, re)) port_ = std::stoi(m[1]);
+  }
+  ~ServeProcess() {
+    if (pid_ > 0 && !reaped_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0) close(out_);
+  }
+  int port() const { return port_; }
+  // Sends SIGTERM and waits (up to 30 s) for the exit status; -1 on timeout.
+  int Terminate() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        reaped_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int port_ = 0;
+  bool reaped_ = false;
+};
+
+std::string FirstTestPrompt() {
+  std::ifstream in(testing::DataPath("routerbench-test/queries.jsonl"));
+  std::string line;
+  std::getline(in, line);
+  return json::parse(line)["text"].get<std::string>();
+}
+
+TEST(ServeTest, ReplayExampleEndToEnd) {
+  testing::TempDir dir;
+  std::ifstream in(std::string(BATON_SOURCE_DIR) + "/examples/replay.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string db = dir.path() + "/gateway.db";
+  const std::string config =
+      dir.Write("replay.yaml", std::regex_replace(ss.str(), std::regex("\nstore: [^ \n]+"), "\nstore: " + db));
+  ServeProcess serve(config);
+  ASSERT_GT(serve.port(), 0) << "baton serve did not start";
+  const int port = serve.port();
+  const std::string key = "sk-baton-demo", prompt = FirstTestPrompt();
+
+  EXPECT_EQ(Http("GET", port, "/healthz").status, 200);
+  auto models = Http("GET", port, "/v1/models", "", key);
+  ASSERT_EQ(models.status, 200);
+  EXPECT_EQ(json::parse(models.body)["data"].size(), 12u);  // "baton" + 11 replay experts
+
+  auto routed = Http("POST", port, "/v1/chat/completions", ChatBody("baton", prompt), key);
+  ASSERT_EQ(routed.status, 200) << routed.body;
+  EXPECT_FALSE(routed.headers["x-baton-expert"].empty());
+  EXPECT_GT(std::stod(routed.headers["x-baton-cost-usd"]), 0);
+  EXPECT_FALSE(json::parse(routed.body)["choices"][0]["message"]["content"].get<std::string>().empty());
+
+  auto passed = Http("POST", port, "/v1/chat/completions", ChatBody("claude-v2", prompt), key);
+  ASSERT_EQ(passed.status, 200) << passed.body;
+  EXPECT_EQ(passed.headers["x-baton-expert"], "claude-v2");
+
+  auto streamed = Http("POST", port, "/v1/chat/completions", ChatBody("baton", prompt, true), key);
+  ASSERT_EQ(streamed.status, 200);
+  EXPECT_NE(streamed.body.find("\"chat.completion.chunk\""), std::string::npos);
+  EXPECT_EQ(streamed.body.substr(streamed.body.size() - 14), "data: [DONE]\n\n");
+
+  EXPECT_EQ(Http("POST", port, "/v1/chat/completions", ChatBody("baton", prompt), "sk-wrong").status, 401);
+  // A prompt no replay expert has recorded: every expert fails, the client gets a 502 error body.
+  auto unknown = Http("POST", port, "/v1/chat/completions", ChatBody("baton", "never recorded"), key);
+  EXPECT_EQ(unknown.status, 502);
+  EXPECT_TRUE(json::parse(unknown.body).contains("error"));
+
+  EXPECT_EQ(serve.Terminate(), 0);
+  auto store = Store::Open(db, {.create = false});
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->CountRows("requests"), 5);  // the chat requests, errors included
+  EXPECT_EQ((*store)->CountRows("outcomes"), 3);  // live outcomes of the three answered calls
+  auto budgets = (*store)->ListClientBudgets();
+  ASSERT_TRUE(budgets.ok());
+  ASSERT_EQ(budgets->size(), 1u);
+  EXPECT_GT((*budgets)[0].spent_usd, 0);
+}
+
+TEST(ServeTest, BadConfigFailsWithTheField) {
+  testing::TempDir dir;
+  const std::string config =
+      dir.Write("bad.yaml", "keys: [{name: k, key: x, budget_usd: 1}]\nexperts: [{name: a, kind: foo}]\n");
+  auto r = testing::RunBaton("serve --config " + config);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("experts[0].kind: unknown kind 'foo' (valid: openai, replay, llamacpp)"), std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace baton

@@ -124,6 +124,13 @@ Realised RealiseLambda(const Dataset& test, std::span<const float> pred_score, s
 std::vector<double> LambdaGrid(std::span<const float> pred_score, std::span<const float> pred_cost, size_t num_experts,
                                size_t n);
 
+// Lambdas between the exact break-points of the per-query assignment argmax(score - lambda * cost): for every query
+// the lambdas where its choice changes (the upper envelope of its lines), pooled, sorted and deduplicated; one lambda
+// (the geometric mean) inside each interval between consecutive break-points plus one past the last, so every
+// distinct assignment is swept once. When there are more than `max_points` intervals, evenly spaced ones of them.
+std::vector<double> BreakpointLambdas(std::span<const float> pred_score, std::span<const float> pred_cost,
+                                      size_t num_experts, size_t max_points);
+
 // The cascade curve; `order` lists expert indices cheap -> expensive, `thresholds` the t values to sweep.
 std::vector<CurvePoint> CascadeCurve(const Dataset& test, std::span<const float> pred_score,
                                      const std::vector<size_t>& order, const std::vector<double>& thresholds);
@@ -192,6 +199,8 @@ struct BenchOptions {
                                                 // empty = all of `routers`. Default: empty
   size_t cv_folds = 3;         // folds for the default choice (1 = skip CV, take the first). Default: 3
   size_t num_lambdas = 40;     // log-spaced lambdas besides 0. Default: 40
+  size_t breakpoint_lambdas = 1500;  // plus up to this many lambdas between exact break-points (BreakpointLambdas),
+                                     // so the curve is measured at every distinct assignment; 0 = off. Default: 1500
   uint64_t seed = 0;           // predictor seeds and CV folds. Default: 0
   bool cross_validate = true;  // PredictorOptions::cross_validate for the final training. Default: true
   std::vector<double> tier_budgets = {0.1, 0.25, 0.5, 1.0};  // fractions of best_single cost for TierShare

@@ -27,7 +27,9 @@ namespace baton {
 // A query as predictors see it.
 struct QueryView {
   std::string_view text;
-  std::string_view domain;  // "" when unknown
+  std::string_view domain;     // "" when unknown
+  std::string_view subdomain;  // finer provenance within the domain (QueryRecord::source), "" when unknown; an
+                               // unknown or unseen sub-domain falls back to the domain
 };
 
 struct PredictorOptions {
@@ -98,7 +100,7 @@ class CostModel {
 // version or a corrupted one is DataLoss / FailedPrecondition with a message that says which; a loaded model
 // predicts bit-for-bit what the saved one did.
 // The model file format version this baton writes and reads.
-inline constexpr uint32_t kModelFormatVersion = 1;
+inline constexpr uint32_t kModelFormatVersion = 2;  // 2: sub-domains
 
 struct RouterModel {
   std::unique_ptr<Predictor> predictor;

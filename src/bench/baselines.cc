@@ -101,6 +101,52 @@ std::vector<double> LambdaGrid(std::span<const float> pred_score, std::span<cons
   return grid;
 }
 
+std::vector<double> BreakpointLambdas(std::span<const float> pred_score, std::span<const float> pred_cost,
+                                      size_t num_experts, size_t max_points) {
+  std::vector<double> breaks;
+  const size_t nq = num_experts == 0 ? 0 : std::min(pred_score.size(), pred_cost.size()) / num_experts;
+  for (size_t q = 0; q < nq && max_points > 0; ++q) {
+    const float* s = &pred_score[q * num_experts];
+    const float* c = &pred_cost[q * num_experts];
+    // Walk the upper envelope of the lines s_e - lambda * c_e from lambda = 0 (ChooseExpert's tie rule: cheaper).
+    int cur = -1;
+    for (size_t e = 0; e < num_experts; ++e) {
+      if (std::isnan(s[e]) || std::isnan(c[e])) continue;
+      if (cur < 0 || s[e] > s[cur] || (s[e] == s[cur] && c[e] < c[cur])) cur = static_cast<int>(e);
+    }
+    double at = 0;
+    while (cur >= 0) {
+      int next = -1;
+      double best = INFINITY;
+      for (size_t e = 0; e < num_experts; ++e) {
+        if (std::isnan(s[e]) || std::isnan(c[e]) || !(c[e] < c[cur])) continue;
+        const double x = (static_cast<double>(s[cur]) - s[e]) / (static_cast<double>(c[cur]) - c[e]);
+        if (!std::isfinite(x) || x < at) continue;
+        if (x < best || (x == best && c[e] < c[next])) best = x, next = static_cast<int>(e);
+      }
+      if (next < 0) break;
+      if (best > 0) breaks.push_back(best);
+      at = best;
+      cur = next;
+    }
+  }
+  std::vector<double> grid;
+  if (breaks.empty()) return grid;
+  std::sort(breaks.begin(), breaks.end());
+  breaks.erase(std::unique(breaks.begin(), breaks.end()), breaks.end());
+  // One lambda inside each interval between consecutive break-points (their geometric mean), then past the last.
+  std::vector<double> mids;
+  mids.reserve(breaks.size());
+  for (size_t i = 0; i + 1 < breaks.size(); ++i) mids.push_back(std::sqrt(breaks[i] * breaks[i + 1]));
+  mids.push_back(breaks.back() * 2);
+  if (mids.size() <= max_points) return mids;
+  for (size_t i = 0; i < max_points; ++i) {
+    grid.push_back(mids[(i * (mids.size() - 1)) / std::max<size_t>(max_points - 1, 1)]);
+  }
+  grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
+  return grid;
+}
+
 std::vector<CurvePoint> CascadeCurve(const Dataset& test, std::span<const float> pred_score,
                                      const std::vector<size_t>& order, const std::vector<double>& thresholds) {
   const std::vector<double> mc = MeanCosts(test);

@@ -1,8 +1,10 @@
 #include <algorithm>
+#include <cmath>
 
 #include <gtest/gtest.h>
 
 #include "baton/bench.h"
+#include "baton/policy.h"
 
 namespace baton {
 namespace {
@@ -102,6 +104,20 @@ TEST(BenchAlignTest, RestrictsAndDropsUnobserved) {
   EXPECT_EQ(train.num_experts(), 1u);
   EXPECT_EQ(test.num_queries(), 2u);
   EXPECT_FALSE(AlignExperts(train, test, {"nobody"}).ok());
+}
+
+TEST(BenchBaselineTest, BreakpointLambdasHitEveryAssignment) {
+  // One query, three experts on a concave hull: (cost 1, score 0.2), (cost 2, 0.6), (cost 4, 0.8), plus a dominated
+  // one. Break-points at slopes 0.1 (4 -> 2) and 0.4 (2 -> 1).
+  std::vector<float> s = {0.2f, 0.6f, 0.8f, 0.1f}, c = {1, 2, 4, 3};
+  auto grid = BreakpointLambdas(s, c, 4, 100);
+  ASSERT_EQ(grid.size(), 2u);
+  EXPECT_NEAR(grid[0], std::sqrt(0.1 * 0.4), 1e-6);
+  EXPECT_NEAR(grid[1], 0.8, 1e-6);
+  std::vector<int> seen;
+  for (double l : {0.0, grid[0], grid[1]}) seen.push_back(ChooseExpert(s, c, l));
+  EXPECT_EQ(seen, (std::vector<int>{2, 1, 0}));
+  EXPECT_LE(BreakpointLambdas(s, c, 4, 1).size(), 1u);
 }
 
 }  // namespace

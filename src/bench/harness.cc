@@ -31,14 +31,26 @@ std::vector<float> PredictCosts(const CostModel& cm, const Dataset& ds) {
 
 struct Sweep {
   std::vector<CurvePoint> curve;
-  std::vector<std::vector<int>> choices;  // per curve point
 };
+
+// The log-spaced grid plus (when breakpoint_lambdas > 0) one lambda per distinct assignment, sorted.
+std::vector<double> SweepGrid(const std::vector<float>& ps, const std::vector<float>& pc, size_t ne,
+                              size_t num_lambdas, size_t breakpoint_lambdas) {
+  std::vector<double> grid = LambdaGrid(ps, pc, ne, num_lambdas);
+  if (breakpoint_lambdas > 0) {
+    const std::vector<double> b = BreakpointLambdas(ps, pc, ne, breakpoint_lambdas);
+    grid.insert(grid.end(), b.begin(), b.end());
+    std::sort(grid.begin(), grid.end());
+    grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
+  }
+  return grid;
+}
 
 // strong >= 0: record the share of queries answered by that expert (two-expert runs).
 Sweep SweepLambdas(const Dataset& test, const std::vector<float>& ps, const std::vector<float>& pc, int strong,
-                   size_t num_lambdas) {
+                   size_t num_lambdas, size_t breakpoint_lambdas) {
   Sweep s;
-  for (double lambda : LambdaGrid(ps, pc, test.num_experts(), num_lambdas)) {
+  for (double lambda : SweepGrid(ps, pc, test.num_experts(), num_lambdas, breakpoint_lambdas)) {
     Realised r = RealiseLambda(test, ps, pc, lambda);
     CurvePoint p{.lambda = lambda, .accuracy = r.accuracy, .cost_per_query = r.cost_per_query};
     if (strong >= 0) {
@@ -46,7 +58,6 @@ Sweep SweepLambdas(const Dataset& test, const std::vector<float>& ps, const std:
       p.strong_share = static_cast<double>(std::count(r.choice.begin(), r.choice.end(), strong)) / n;
     }
     s.curve.push_back(p);
-    s.choices.push_back(std::move(r.choice));
   }
   return s;
 }
@@ -102,7 +113,7 @@ std::map<std::string, double> CrossValidate(const Dataset& train, const std::vec
         log(fmt::format("default selection: {} failed on fold {}: {}", name, f + 1, st.ToString()));
         continue;
       }
-      Sweep s = SweepLambdas(dho, PredictAll(**p, dho), pc, -1, o.num_lambdas);
+      Sweep s = SweepLambdas(dho, PredictAll(**p, dho), pc, -1, o.num_lambdas, o.breakpoint_lambdas);
       c_max = std::max(c_max, MaxCost(s.curve));
       curves[name] = std::move(s.curve);
     }
@@ -117,8 +128,10 @@ std::map<std::string, double> CrossValidate(const Dataset& train, const std::vec
   return mean;
 }
 
-void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test, const std::vector<std::vector<int>>& ch,
-                 const std::vector<double>& tier_budgets, int weak, int strong) {
+// choice_at(i): the per-query choices at curve point i (empty function: no per-point metrics).
+void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test,
+                 const std::function<std::vector<int>(size_t)>& choice_at, const std::vector<double>& tier_budgets,
+                 int weak, int strong) {
   r.aiq = Aiq(r.curve, b.max_cost);
   const double bs_cost = b.best_single.cost_per_query, bs_acc = b.best_single.accuracy;
   if (std::optional<double> c = MinCostReaching(r.curve, 0.95 * bs_acc); c && bs_cost > 0) r.cost_at_95 = *c / bs_cost;
@@ -134,7 +147,7 @@ void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test, con
       r.cpt80 = m.cpt80;
     }
   }
-  if (ch.empty()) return;
+  if (!choice_at) return;
   // The most accurate point within `budget` (any point when budget is infinite).
   auto best_within = [&](double budget) -> int {
     int best = -1;
@@ -146,7 +159,7 @@ void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test, con
   };
   int op = best_within(bs_cost);
   if (op < 0) op = best_within(std::numeric_limits<double>::infinity());
-  if (op >= 0) r.domain_accuracy = DomainAccuracy(test, ch[op]);
+  if (op >= 0) r.domain_accuracy = DomainAccuracy(test, choice_at(op));
   for (double f : tier_budgets) {
     TierShare t{.budget_fraction = f};
     const int i = best_within(f * bs_cost);
@@ -154,9 +167,10 @@ void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test, con
       t.accuracy = r.curve[i].accuracy;
       t.cost_per_query = r.curve[i].cost_per_query;
       double cnt[3] = {0, 0, 0};
-      for (int e : ch[i])
+      const std::vector<int> ch = choice_at(i);
+      for (int e : ch)
         if (e >= 0) cnt[b.expert_tier[e]] += 1;
-      const double n = static_cast<double>(std::max<size_t>(ch[i].size(), 1));
+      const double n = static_cast<double>(std::max<size_t>(ch.size(), 1));
       for (int k = 0; k < 3; ++k) t.share[k] = cnt[k] / n;
     }
     r.tiers.push_back(t);
@@ -233,7 +247,7 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
 
   BATON_ASSIGN_OR_RETURN(CostModel cost_model, CostModel::Fit(train));
   const std::vector<float> pc = PredictCosts(cost_model, test);
-  std::vector<std::vector<std::vector<int>>> choices;
+  std::vector<std::vector<float>> preds;  // per router, for the per-point metrics
   std::vector<float> default_pred;
   for (const std::string& name : routers) {
     const auto t1 = Clock::now();
@@ -247,11 +261,11 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
     r.is_default = name == b.default_router;
     r.train_seconds = Since(t1);
     std::vector<float> ps = PredictAll(*p, test);
-    Sweep s = SweepLambdas(test, ps, pc, strong, options.num_lambdas);
+    Sweep s = SweepLambdas(test, ps, pc, strong, options.num_lambdas, options.breakpoint_lambdas);
     r.curve = std::move(s.curve);
     if (cv.count(name)) r.cv_aiq = cv[name];
-    if (r.is_default) default_pred = std::move(ps);
-    choices.push_back(std::move(s.choices));
+    if (r.is_default) default_pred = ps;
+    preds.push_back(std::move(ps));
     b.routers.push_back(std::move(r));
     log(fmt::format("{}: trained in {:.1f}s, swept {} lambdas", name, b.routers.back().train_seconds,
                     b.routers.back().curve.size()));
@@ -272,8 +286,11 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
     if (std::isfinite(s.cost_per_query)) b.max_cost = std::max(b.max_cost, s.cost_per_query);
   for (const RouterResult& r : b.routers) b.max_cost = std::max(b.max_cost, MaxCost(r.curve));
   b.max_cost = std::max(b.max_cost, MaxCost(b.cascade.curve));
-  for (size_t i = 0; i < b.routers.size(); ++i)
-    FillMetrics(b.routers[i], b, test, choices[i], options.tier_budgets, weak, strong);
+  for (size_t i = 0; i < b.routers.size(); ++i) {
+    const RouterResult& r = b.routers[i];
+    auto choice_at = [&](size_t k) { return RealiseLambda(test, preds[i], pc, r.curve[k].lambda).choice; };
+    FillMetrics(b.routers[i], b, test, choice_at, options.tier_budgets, weak, strong);
+  }
   FillMetrics(b.cascade, b, test, {}, {}, -1, -1);
 
   log("universe constructor on train");

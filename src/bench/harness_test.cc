@@ -66,6 +66,7 @@ TEST(BenchHarnessTest, OneDefaultAndSaneCurves) {
   BenchOptions o;
   o.routers = {"mean-a", "mean-b"};
   o.num_lambdas = 10;
+  o.breakpoint_lambdas = 0;
   o.make_predictor = FakeFactory;
   auto r = RunBench(train, test, o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();

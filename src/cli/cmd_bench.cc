@@ -31,6 +31,8 @@ Command AddBenchCommand(CLI::App& root) {
     std::vector<std::string> experts, routers, candidates;
     size_t cv_folds = 3;
     size_t lambdas = 40;
+    size_t breakpoint_lambdas = 1500;
+    int64_t dev_split = -1;
     bool no_inner_cv = false;
   };
   auto o = std::make_shared<Opts>();
@@ -47,6 +49,12 @@ Command AddBenchCommand(CLI::App& root) {
       ->delimiter(',');
   app->add_option("--cv-folds", o->cv_folds, "folds for choosing the default router (default 3)");
   app->add_option("--lambdas", o->lambdas, "log-spaced lambdas per router besides 0 (default 40)");
+  app->add_option("--breakpoint-lambdas", o->breakpoint_lambdas,
+                  "also sweep up to this many lambdas between the exact break-points of the assignment (default 1500, "
+                  "0 = off)");
+  app->add_option("--dev-split", o->dev_split,
+                  "development mode: ignore the test split; split the TRAIN split in halves with this seed and bench "
+                  "on those (inner train / validation)");
   app->add_flag("--no-inner-cv", o->no_inner_cv, "train routers without their own hyper-parameter cross-validation");
   app->add_option("--json", o->json, "write the results as JSON to this file");
   app->add_option("--report", o->report, "write an HTML report (index.html) into this folder");
@@ -73,6 +81,15 @@ Command AddBenchCommand(CLI::App& root) {
               BATON_ASSIGN_OR_RETURN(test, LoadDatasetDir(o->test, filter));
               title = fmt::format("baton bench: train {}, test {}", Basename(o->train), Basename(o->test));
             }
+            if (o->dev_split >= 0) {
+              BATON_ASSIGN_OR_RETURN(QuerySplit s,
+                                     RandomSplit(train.num_queries(), 0.5, static_cast<uint64_t>(o->dev_split)));
+              test = train.SelectQueries(s.test);
+              train = train.SelectQueries(s.train);
+              title += fmt::format(" [dev: halves of train, seed {}]", o->dev_split);
+              fmt::print(stderr, "dev mode: the test split is NOT used; inner split of train with seed {}\n",
+                         o->dev_split);
+            }
             BATON_RETURN_IF_ERROR(AlignExperts(train, test, o->experts));
             fmt::print(stderr, "loaded in {:.1f}s: {} train and {} test queries, {} experts\n", SecondsSince(t0),
                        train.num_queries(), test.num_queries(), train.num_experts());
@@ -81,6 +98,7 @@ Command AddBenchCommand(CLI::App& root) {
             opts.default_candidates = o->candidates;
             opts.cv_folds = o->cv_folds;
             opts.num_lambdas = o->lambdas;
+            opts.breakpoint_lambdas = o->breakpoint_lambdas;
             opts.seed = o->seed;
             opts.cross_validate = !o->no_inner_cv;
             opts.progress = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };

@@ -4,6 +4,16 @@
 #include <numeric>
 
 namespace baton::predict {
+namespace {
+
+std::string SubKey(std::string_view domain, std::string_view source) {
+  std::string k(domain);
+  k += '\x1f';
+  k += source;
+  return k;
+}
+
+}  // namespace
 
 Status PredictorBase::Prepare(const Dataset& train, bool text, TrainData* td) {
   if (train.num_experts() == 0) return Status::FailedPrecondition("training set has no experts");
@@ -26,6 +36,18 @@ Status PredictorBase::Prepare(const Dataset& train, bool text, TrainData* td) {
   td->num_domains = domains_.size();
   td->dom.resize(n);
   for (size_t q = 0; q < n; ++q) td->dom[q] = train.domain_of(q);
+  subs_.clear();
+  sub_index_.clear();
+  td->sub.assign(n, kNoDomain);
+  td->sub_parent.clear();
+  for (size_t q = 0; q < n; ++q) {
+    const QueryRecord& r = train.query(q);
+    if (r.domain.empty() || r.source.empty()) continue;
+    auto [it, added] = sub_index_.emplace(SubKey(r.domain, r.source), static_cast<uint32_t>(subs_.size()));
+    if (added) subs_.push_back(it->first), td->sub_parent.push_back(td->dom[q]);
+    td->sub[q] = it->second;
+  }
+  td->num_subs = subs_.size();
   td->y = train.score_matrix();
   td->expert_mean.assign(ne, 0.5);
   double all_sum = 0;
@@ -53,9 +75,16 @@ uint32_t PredictorBase::DomainId(std::string_view domain) const {
   return it == domain_index_.end() ? kNoDomain : it->second;
 }
 
+uint32_t PredictorBase::SubId(std::string_view domain, std::string_view subdomain) const {
+  if (sub_index_.empty() || domain.empty() || subdomain.empty()) return kNoDomain;
+  auto it = sub_index_.find(SubKey(domain, subdomain));
+  return it == sub_index_.end() ? kNoDomain : it->second;
+}
+
 void PredictorBase::SaveBase(ByteWriter* w) const {
   w->Strs(experts_);
   w->Strs(domains_);
+  w->Strs(subs_);
   w->U32(text_ ? 1 : 0);
   if (text_) featurizer_.Save(w);
 }
@@ -63,11 +92,14 @@ void PredictorBase::SaveBase(ByteWriter* w) const {
 void PredictorBase::LoadBase(ByteReader* r) {
   experts_ = r->Strs();
   domains_ = r->Strs();
+  subs_ = r->Strs();
   text_ = r->U32() != 0;
   if (r->ok() && experts_.empty()) r->Fail("predictor has no experts");
   if (text_ && r->ok()) (void)featurizer_.Load(r);
   domain_index_.clear();
   for (uint32_t d = 0; d < domains_.size(); ++d) domain_index_.emplace(domains_[d], d);
+  sub_index_.clear();
+  for (uint32_t d = 0; d < subs_.size(); ++d) sub_index_.emplace(subs_[d], d);
 }
 
 void DomainPrior::Fit(const TrainData& td, const std::vector<size_t>& rows) {
@@ -113,6 +145,55 @@ void DomainPrior::Fit(const TrainData& td, const std::vector<size_t>& rows) {
       table[c] = static_cast<float>((sum[c] + strength[e] * g) / (cnt[c] + strength[e]));
     }
   }
+  FitSubs(td, rows);
+}
+
+void DomainPrior::FitSubs(const TrainData& td, const std::vector<size_t>& rows) {
+  const size_t ne = num_experts, ns = td.sub.size() == td.n ? td.num_subs : 0;
+  num_subs = ns;
+  std::vector<double> sum(ns * ne, 0), sum2(ns * ne, 0), cnt(ns * ne, 0);
+  for (size_t q : rows) {
+    if (ns == 0 || td.sub[q] >= ns) continue;
+    for (size_t e = 0; e < ne; ++e) {
+      const float s = td.Y(q, e);
+      if (std::isnan(s)) continue;
+      const size_t c = td.sub[q] * ne + e;
+      sum[c] += s, sum2[c] += s * s, cnt[c] += 1;
+    }
+  }
+  // A domain with a single sub-domain has nothing to split: its sub-domain is the domain itself.
+  std::vector<size_t> siblings(num_domains, 0);
+  for (size_t s = 0; s < ns; ++s) ++siblings[td.sub_parent[s]];
+  sub_strength.assign(ne, 1e4f);
+  sub_table.assign(ns * ne, 0.5f);
+  for (size_t e = 0; e < ne; ++e) {
+    // The same method of moments one level down: sub-domain means around their (shrunk) domain value.
+    double within = 0, within_n = 0, between = 0, between_n = 0;
+    size_t seen = 0;
+    for (size_t s = 0; s < ns; ++s) {
+      const size_t c = s * ne + e;
+      if (cnt[c] < 1 || siblings[td.sub_parent[s]] < 2) continue;
+      const double m = sum[c] / cnt[c], parent = Get(td.sub_parent[s], e);
+      within += sum2[c] - cnt[c] * m * m;
+      within_n += cnt[c];
+      between += cnt[c] * (m - parent) * (m - parent);
+      between_n += cnt[c];
+      ++seen;
+    }
+    if (within_n > 1 && between_n > 0) {
+      const double sigma2 = std::max(within / within_n, 1e-4);
+      const double noise = sigma2 * static_cast<double>(seen) / between_n;
+      const double tau2 = std::max(between / between_n - noise, 1e-6);
+      sub_strength[e] = static_cast<float>(std::clamp(sigma2 / tau2, 0.5, 1e4));
+    }
+    for (size_t s = 0; s < ns; ++s) {
+      const size_t c = s * ne + e;
+      const double parent = Get(td.sub_parent[s], e);
+      sub_table[c] = siblings[td.sub_parent[s]] < 2
+                         ? static_cast<float>(parent)
+                         : static_cast<float>((sum[c] + sub_strength[e] * parent) / (cnt[c] + sub_strength[e]));
+    }
+  }
 }
 
 void DomainPrior::Save(ByteWriter* w) const {
@@ -121,6 +202,9 @@ void DomainPrior::Save(ByteWriter* w) const {
   w->F32s(global);
   w->F32s(table);
   w->F32s(strength);
+  w->U64(num_subs);
+  w->F32s(sub_table);
+  w->F32s(sub_strength);
 }
 
 void DomainPrior::Load(ByteReader* r) {
@@ -132,6 +216,11 @@ void DomainPrior::Load(ByteReader* r) {
   r->Expect(global, num_experts, "domain prior");
   r->Expect(table, num_experts * num_domains, "domain prior table");
   r->Expect(strength, num_experts, "domain prior strength");
+  num_subs = r->U64();
+  sub_table = r->F32s();
+  sub_strength = r->F32s();
+  r->Expect(sub_table, num_experts * num_subs, "sub-domain prior table");
+  r->Expect(sub_strength, num_experts, "sub-domain prior strength");
 }
 
 std::vector<size_t> AllRows(size_t n) {

@@ -42,9 +42,11 @@ inline double LogLoss(double p, double y) {
 
 // The observed cells of a training set plus the dense sketches of its prompts.
 struct TrainData {
-  size_t n = 0, num_experts = 0, num_domains = 0;
+  size_t n = 0, num_experts = 0, num_domains = 0, num_subs = 0;
   std::vector<float> z;             // n x kEmbedDim
   std::vector<uint32_t> dom;        // n
+  std::vector<uint32_t> sub;        // n, sub-domain (domain, source) ids
+  std::vector<uint32_t> sub_parent;  // num_subs: the domain of each sub-domain
   std::vector<float> y;             // n x num_experts, NaN = unobserved
   std::vector<double> expert_mean;  // mean observed score per expert (0.5 overall fallback)
   const float* Z(size_t q) const { return z.data() + q * kEmbedDim; }
@@ -52,15 +54,23 @@ struct TrainData {
 };
 
 // Per (domain, expert) mean observed score shrunk toward the expert's global mean with an empirical-Bayes prior
-// strength per expert (method of moments: within-domain variance / between-domain variance).
+// strength per expert (method of moments: within-domain variance / between-domain variance); below it, per
+// (sub-domain, expert) means shrunk the same way toward their domain's shrunk value (hierarchical empirical Bayes).
 struct DomainPrior {
-  size_t num_experts = 0, num_domains = 0;
-  std::vector<float> global;    // num_experts
-  std::vector<float> table;     // num_domains x num_experts, already shrunk
-  std::vector<float> strength;  // num_experts
+  size_t num_experts = 0, num_domains = 0, num_subs = 0;
+  std::vector<float> global;        // num_experts
+  std::vector<float> table;         // num_domains x num_experts, already shrunk
+  std::vector<float> strength;      // num_experts
+  std::vector<float> sub_table;     // num_subs x num_experts, already shrunk toward the parent domain
+  std::vector<float> sub_strength;  // num_experts
   void Fit(const TrainData& td, const std::vector<size_t>& rows);
+  void FitSubs(const TrainData& td, const std::vector<size_t>& rows);  // the sub-domain level (Fit calls it)
   float Get(uint32_t dom, size_t e) const {
     return dom == kNoDomain || dom >= num_domains ? global[e] : table[dom * num_experts + e];
+  }
+  // The sub-domain's value when known, else the domain's.
+  float Get(uint32_t dom, uint32_t sub, size_t e) const {
+    return sub == kNoDomain || sub >= num_subs ? Get(dom, e) : sub_table[sub * num_experts + e];
   }
   void Save(ByteWriter* w) const;
   void Load(ByteReader* r);
@@ -77,6 +87,8 @@ class PredictorBase : public Predictor {
   // is no observed cell.
   Status Prepare(const Dataset& train, bool text, TrainData* td);
   uint32_t DomainId(std::string_view domain) const;
+  // The (domain, sub-domain) pair's id; kNoDomain when either is empty or unseen in training.
+  uint32_t SubId(std::string_view domain, std::string_view subdomain) const;
   // Dense sketch of the prompt into z (kEmbedDim floats).
   void Embed(std::string_view text, float* z) const { featurizer_.Embed(text, std::span<float>(z, kEmbedDim)); }
   void SaveBase(ByteWriter* w) const;
@@ -87,6 +99,8 @@ class PredictorBase : public Predictor {
   std::vector<std::string> experts_;
   std::vector<std::string> domains_;
   std::unordered_map<std::string, uint32_t> domain_index_;
+  std::vector<std::string> subs_;  // "domain\x1fsource" keys
+  std::unordered_map<std::string, uint32_t> sub_index_;
   bool text_ = false;
   Featurizer featurizer_;
 };
@@ -138,5 +152,6 @@ std::unique_ptr<Predictor> NewRouteLlmSwPredictor(const PredictorOptions& o);
 std::unique_ptr<Predictor> NewRouterBenchKnnPredictor(const PredictorOptions& o);
 std::unique_ptr<Predictor> NewRouteLlmMfPredictor(const PredictorOptions& o);
 std::unique_ptr<Predictor> NewRouterBenchMlpPredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewEnsemblePredictor(const PredictorOptions& o);
 
 }  // namespace baton::predict

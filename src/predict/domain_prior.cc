@@ -1,5 +1,5 @@
 // "domain-prior": per (domain, expert) mean observed score, shrunk toward the expert's global mean with an
-// empirical-Bayes prior strength. Ignores the prompt text.
+// empirical-Bayes prior strength, and per (sub-domain, expert) shrunk toward its domain. Ignores the prompt text.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,8 +23,8 @@ class DomainPriorPredictor final : public PredictorBase {
   }
 
   void Predict(const QueryView& q, std::span<float> out) const override {
-    const uint32_t d = DomainId(q.domain);
-    for (size_t e = 0; e < out.size(); ++e) out[e] = prior_.Get(d, e);
+    const uint32_t d = DomainId(q.domain), sub = SubId(q.domain, q.subdomain);
+    for (size_t e = 0; e < out.size(); ++e) out[e] = prior_.Get(d, sub, e);
   }
 
   void SaveState(std::string* out) const override {
@@ -36,7 +36,8 @@ class DomainPriorPredictor final : public PredictorBase {
     ByteReader r(bytes);
     LoadBase(&r);
     prior_.Load(&r);
-    if (r.ok() && (prior_.num_experts != experts_.size() || prior_.num_domains != domains_.size())) {
+    if (r.ok() && (prior_.num_experts != experts_.size() || prior_.num_domains != domains_.size() ||
+                   prior_.num_subs != subs_.size())) {
       r.Fail("domain prior shape does not match its experts/domains");
     }
     return r.Finish();
@@ -45,8 +46,13 @@ class DomainPriorPredictor final : public PredictorBase {
     std::vector<float> s = prior_.strength;
     if (s.empty()) return "";
     std::nth_element(s.begin(), s.begin() + s.size() / 2, s.end());
-    return fmt::format("empirical-Bayes prior strength (median over experts) = {:.1f} pseudo-observations",
-                       s[s.size() / 2]);
+    std::vector<float> t = prior_.sub_strength;
+    std::nth_element(s.begin(), s.begin() + s.size() / 2, s.end());
+    std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+    return fmt::format(
+        "empirical-Bayes prior strength (median over experts) = {:.1f} pseudo-observations; {} sub-domains at "
+        "strength {:.1f}",
+        s[s.size() / 2], prior_.num_subs, t.empty() ? 0.0f : t[t.size() / 2]);
   }
 
  private:

@@ -1,4 +1,4 @@
-// "factorized" (the default): a logistic model in which experts share what they learn about a query:
+// "factorized": a logistic model in which experts share what they learn about a query:
 //
 //   score(q, e) = sigmoid(prior_{domain(q), e} + b_e + a_{domain(q), e} + w_e . z(q) + u_e . (V z(q)))
 //
@@ -24,8 +24,8 @@ constexpr float kDefaultLambda = 1e-4f;
 constexpr float kDomainDropout = 0.25f;
 
 struct FactorModel {
-  size_t ne = 0, nd = 0;
-  std::vector<float> base;  // (nd + 1) x ne prior logits; the last row is for unknown domains
+  size_t ne = 0, nd = 0, ns = 0;
+  std::vector<float> base;  // (nd + 1 + ns) x ne prior logits: domains, unknown domain, sub-domains
   std::vector<float> p;     // b (ne) | a (nd x ne) | w (ne x dim) | u (ne x rank) | v (rank x dim)
   size_t off_a() const { return ne; }
   size_t off_w() const { return off_a() + nd * ne; }
@@ -39,8 +39,9 @@ struct FactorModel {
       h[r] = Dot(v + r * kEmbedDim, z, kEmbedDim);
     }
   }
-  float LogitOf(const float* z, const float* h, uint32_t dom, size_t e) const {
-    float s = p[e] + base[(dom < nd ? dom : nd) * ne + e];
+  size_t BaseRow(uint32_t dom, uint32_t sub) const { return sub < ns ? nd + 1 + sub : (dom < nd ? dom : nd); }
+  float LogitOf(const float* z, const float* h, uint32_t dom, uint32_t sub, size_t e) const {
+    float s = p[e] + base[BaseRow(dom, sub) * ne + e];
     if (dom < nd) s += p[off_a() + dom * ne + e];
     const float* w = p.data() + off_w() + e * kEmbedDim;
     return s + Dot(w, z, kEmbedDim) + Dot(p.data() + off_u() + e * kRank, h, kRank);
@@ -49,13 +50,17 @@ struct FactorModel {
   void Train(const TrainData& td, const std::vector<size_t>& rows, float lambda, uint64_t seed) {
     ne = td.num_experts;
     nd = td.num_domains;
+    ns = td.num_subs;
     p.assign(size(), 0.0f);
     DomainPrior prior;
     prior.Fit(td, rows);
-    base.assign((nd + 1) * ne, 0.0f);
+    base.assign((nd + 1 + ns) * ne, 0.0f);
     for (size_t d = 0; d <= nd; ++d) {
       for (size_t e = 0; e < ne; ++e)
         base[d * ne + e] = Logit(prior.Get(d < nd ? static_cast<uint32_t>(d) : kNoDomain, e));
+    }
+    for (size_t s = 0; s < ns; ++s) {
+      for (size_t e = 0; e < ne; ++e) base[(nd + 1 + s) * ne + e] = Logit(prior.sub_table[s * ne + e]);
     }
     Rng rng(seed);
     const float init = 0.1f / std::sqrt(static_cast<float>(kEmbedDim));
@@ -80,7 +85,8 @@ struct FactorModel {
           const float* z = td.Z(q);
           // Domain dropout: a quarter of the time train as if the domain were unknown, so the text terms also learn
           // what the domain would have told them (live queries often come without one).
-          const uint32_t dom = rng.Uniform() < kDomainDropout ? kNoDomain : td.dom[q];
+          const bool drop = rng.Uniform() < kDomainDropout;
+          const uint32_t dom = drop ? kNoDomain : td.dom[q], sub = drop ? kNoDomain : td.sub[q];
           Project(z, h);
           std::fill(gh, gh + kRank, 0.0f);
           bool any = false;
@@ -88,7 +94,7 @@ struct FactorModel {
             const float y = td.Y(q, e);
             if (std::isnan(y)) continue;  // unobserved: no signal, not a failure
             any = true;
-            const float d = (Sigmoid(LogitOf(z, h, dom, e)) - y) * inv;
+            const float d = (Sigmoid(LogitOf(z, h, dom, sub, e)) - y) * inv;
             g[e] += d;
             if (dom < nd) g[off_a() + dom * ne + e] += d;
             float* gw = g.data() + off_w() + e * kEmbedDim;
@@ -118,7 +124,7 @@ struct FactorModel {
       for (size_t e = 0; e < ne; ++e) {
         const float y = td.Y(q, e);
         if (std::isnan(y)) continue;
-        total += LogLoss(Sigmoid(LogitOf(td.Z(q), h, td.dom[q], e)), y), ++cells;
+        total += LogLoss(Sigmoid(LogitOf(td.Z(q), h, td.dom[q], td.sub[q], e)), y), ++cells;
       }
     }
     return cells ? total / static_cast<double>(cells) : 0.0;
@@ -151,8 +157,8 @@ class FactorizedPredictor final : public PredictorBase {
     float z[kEmbedDim], h[kRank];
     Embed(q.text, z);
     model_.Project(z, h);
-    const uint32_t dom = DomainId(q.domain);
-    for (size_t e = 0; e < out.size(); ++e) out[e] = Sigmoid(model_.LogitOf(z, h, dom, e));
+    const uint32_t dom = DomainId(q.domain), sub = SubId(q.domain, q.subdomain);
+    for (size_t e = 0; e < out.size(); ++e) out[e] = Sigmoid(model_.LogitOf(z, h, dom, sub, e));
   }
 
   void SaveState(std::string* out) const override {
@@ -168,9 +174,10 @@ class FactorizedPredictor final : public PredictorBase {
     lambda_ = r.F32();
     model_.ne = experts_.size();
     model_.nd = domains_.size();
+    model_.ns = subs_.size();
     model_.base = r.F32s();
     model_.p = r.F32s();
-    r.Expect(model_.base, (model_.nd + 1) * model_.ne, "factorized prior");
+    r.Expect(model_.base, (model_.nd + 1 + model_.ns) * model_.ne, "factorized prior");
     r.Expect(model_.p, model_.size(), "factorized parameters");
     return r.Finish();
   }

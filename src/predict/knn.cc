@@ -46,7 +46,7 @@ struct Config {
 
 // Writes one prediction per expert from the neighbours (rows index into `y`, num_experts wide).
 void Aggregate(Kind kind, const Config& c, const Neighbors& nb, const float* y, size_t ne, const DomainPrior& prior,
-               uint32_t dom, std::span<float> out) {
+               uint32_t dom, uint32_t sub, std::span<float> out) {
   const size_t k = kind == Kind::kSw ? nb.size() : std::min(c.k, nb.size());
   const float top = nb.empty() ? 0.0f : nb[0].first;
   for (size_t e = 0; e < ne; ++e) {
@@ -59,7 +59,7 @@ void Aggregate(Kind kind, const Config& c, const Neighbors& nb, const float* y, 
       sum += w * s, wsum += w;
     }
     if (kind == Kind::kKnn) {
-      out[e] = static_cast<float>((sum + c.shrink * prior.Get(dom, e)) / (wsum + c.shrink));
+      out[e] = static_cast<float>((sum + c.shrink * prior.Get(dom, sub, e)) / (wsum + c.shrink));
     } else {
       out[e] = wsum > 0 ? static_cast<float>(sum / wsum) : prior.global[e];
     }
@@ -106,7 +106,8 @@ class NeighborPredictor final : public PredictorBase {
     Eigen::Map<Eigen::VectorXf>(sims.data(), static_cast<Eigen::Index>(n_)).noalias() =
         zm * Eigen::Map<const Eigen::VectorXf>(z, kEmbedDim);
     TopK(sims.data(), n_, kind_ == Kind::kSw ? kSwTopK : config_.k, &nb);
-    Aggregate(kind_, config_, nb, y_.data(), experts_.size(), prior_, DomainId(q.domain), out);
+    Aggregate(kind_, config_, nb, y_.data(), experts_.size(), prior_, DomainId(q.domain),
+              SubId(q.domain, q.subdomain), out);
   }
 
   void SaveState(std::string* out) const override {
@@ -154,6 +155,8 @@ class NeighborPredictor final : public PredictorBase {
     for (const auto& [tr, va] : MakeFolds(td.n, 3, options_.seed)) {
       TrainData sub;  // the fold's training rows, renumbered
       sub.n = tr.size(), sub.num_experts = ne, sub.num_domains = td.num_domains, sub.expert_mean = td.expert_mean;
+      sub.num_subs = td.num_subs, sub.sub_parent = td.sub_parent;
+      sub.sub.resize(tr.size());
       RowMatrix ztr(static_cast<Eigen::Index>(tr.size()), kEmbedDim);
       sub.y.resize(tr.size() * ne);
       sub.dom.resize(tr.size());
@@ -161,6 +164,7 @@ class NeighborPredictor final : public PredictorBase {
         std::copy_n(td.Z(tr[i]), kEmbedDim, ztr.row(static_cast<Eigen::Index>(i)).data());
         std::copy_n(td.y.data() + tr[i] * ne, ne, sub.y.data() + i * ne);
         sub.dom[i] = td.dom[tr[i]];
+        sub.sub[i] = td.sub[tr[i]];
       }
       DomainPrior prior;
       prior.Fit(sub, AllRows(sub.n));
@@ -176,7 +180,7 @@ class NeighborPredictor final : public PredictorBase {
           const size_t q = va[b + i];
           TopK(sims.row(static_cast<Eigen::Index>(i)).data(), tr.size(), kmax, &nb);
           for (size_t c = 0; c < grid.size(); ++c) {
-            Aggregate(kind_, grid[c], nb, sub.y.data(), ne, prior, td.dom[q], pred);
+            Aggregate(kind_, grid[c], nb, sub.y.data(), ne, prior, td.dom[q], td.sub[q], pred);
             for (size_t e = 0; e < ne; ++e) {
               if (!std::isnan(td.Y(q, e))) loss[c] += LogLoss(pred[e], td.Y(q, e));
             }

@@ -87,7 +87,7 @@ TEST_F(ModelFileErrorTest, OtherVersionIsFailedPrecondition) {
   b[8] = 99;  // the u32 version follows the 8-byte magic
   const Status st = LoadWith(b);
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(st.message().find("model file version 99, this baton reads 1"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("model file version 99, this baton reads " + std::to_string(kModelFormatVersion)), std::string::npos) << st.message();
 }
 
 TEST_F(ModelFileErrorTest, CorruptedIsDataLoss) {

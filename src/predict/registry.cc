@@ -13,7 +13,12 @@ struct Entry {
 };
 
 constexpr Entry kEntries[] = {
+    // The default for `baton fit` and `baton serve`: one routing decision costs ~20 us (bench/RESULTS.md). `baton bench`
+    // picks its own default per dataset by cross-validation on train, over every router below.
     {"factorized", predict::NewFactorizedPredictor},
+    // A log-loss-weighted mix of domain-prior, factorized, knn and routerbench-mlp: ties or slightly beats each on
+    // train-only validation, at the price of running all four (the kNN search dominates) on every decision.
+    {"ensemble", predict::NewEnsemblePredictor},
     {"domain-prior", predict::NewDomainPriorPredictor},
     {"knn", predict::NewKnnPredictor},
     {"routellm-mf", predict::NewRouteLlmMfPredictor},
@@ -45,7 +50,7 @@ std::vector<float> PredictAll(const Predictor& p, const Dataset& ds) {
   auto work = [&](size_t begin, size_t end) {
     for (size_t q = begin; q < end; ++q) {
       const QueryRecord& r = ds.query(q);
-      p.Predict({.text = r.text, .domain = r.domain}, std::span<float>(out.data() + q * ne, ne));
+      p.Predict({.text = r.text, .domain = r.domain, .subdomain = r.source}, std::span<float>(out.data() + q * ne, ne));
     }
   };
   const size_t threads = n < 256 ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 2);

@@ -20,7 +20,8 @@ nlohmann::json StatsJson(const std::string& db, const std::string& dataset) {
 }
 
 TEST(CliTest, HelpOnEveryCommand) {
-  for (const char* cmd : {"", "import", "import-wide", "export-wide", "stats"}) {
+  for (const char* cmd :
+       {"", "import", "import-wide", "export-wide", "stats", "fit", "route", "universe", "bench", "serve"}) {
     auto r = RunBaton(std::string(cmd) + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << cmd;

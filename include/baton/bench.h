@@ -218,7 +218,5 @@ nlohmann::json BenchResultToJson(const BenchResult& r);
 // The self-contained HTML report (inline SVG, no scripts).
 std::string RenderBenchReport(const BenchResult& r, const std::string& title);
 
-// Writes `content` to `path` through a temporary file and a rename.
-Status WriteFileAtomic(const std::string& path, const std::string& content);
 
 }  // namespace baton

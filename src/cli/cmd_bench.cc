@@ -119,7 +119,7 @@ Command AddBenchCommand(CLI::App& root) {
             PrintTable({"router", "aiq", "cost_at_95", "acc@best-single-cost", "apgr", "train s"}, rows);
             fmt::print("* default router ({})\n", r.default_selection);
             if (!o->json.empty()) {
-              BATON_RETURN_IF_ERROR(WriteFileAtomic(o->json, BenchResultToJson(r).dump(2) + "\n"));
+              BATON_RETURN_IF_ERROR(WriteFileAtomically(o->json, BenchResultToJson(r).dump(2) + "\n"));
               fmt::print("json: {}\n", o->json);
             }
             if (!o->report.empty()) {
@@ -127,7 +127,7 @@ Command AddBenchCommand(CLI::App& root) {
               std::filesystem::create_directories(o->report, ec);
               if (ec) return Status::IoError(fmt::format("{}: cannot create folder: {}", o->report, ec.message()));
               const std::string path = o->report + "/index.html";
-              BATON_RETURN_IF_ERROR(WriteFileAtomic(path, RenderBenchReport(r, title)));
+              BATON_RETURN_IF_ERROR(WriteFileAtomically(path, RenderBenchReport(r, title)));
               fmt::print("report: {}\n", path);
             }
             fmt::print(stderr, "bench finished in {:.1f}s\n", SecondsSince(t0));

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "baton/file.h"
 #include "baton/predictor.h"
 #include "predict/serial.h"
 
@@ -19,25 +20,6 @@ uint64_t Fnv1a64(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
   return h;
-}
-
-Status WriteAtomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return Status::IoError("cannot create " + tmp + ": " + std::strerror(errno));
-  const bool wrote = std::fwrite(content.data(), 1, content.size(), f) == content.size();
-  const bool flushed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  const bool closed = std::fclose(f) == 0;
-  if (!wrote || !flushed || !closed) {
-    std::remove(tmp.c_str());
-    return Status::IoError("cannot write " + tmp + ": " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return Status::IoError("cannot rename " + tmp + " to " + path + ": " + err);
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -58,7 +40,7 @@ Status SaveModel(const RouterModel& model, const std::string& path) {
   fw.U64(payload.size());
   file += payload;
   fw.U64(Fnv1a64(payload));
-  return WriteAtomically(path, file);
+  return WriteFileAtomically(path, file);
 }
 
 StatusOr<RouterModel> LoadModel(const std::string& path) {

@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "baton/dataset.h"
@@ -94,13 +95,17 @@ class CostModel {
  private:
   std::vector<std::string> experts_;
   std::vector<double> usd_per_tok_in_, usd_per_tok_out_, mean_tokens_out_, mean_cost_, mean_chars_;
+  // Per (domain, expert), row-major domains_.size() x experts_.size(); NaN = too few observations, use the above.
+  std::vector<std::string> domains_;
+  std::vector<double> dom_tokens_out_, dom_cost_, dom_chars_;
+  std::unordered_map<std::string, size_t> domain_index_;  // derived from domains_
 };
 
 // Model files: a trained predictor plus its cost model, versioned and checksummed. Loading a file from another
 // version or a corrupted one is DataLoss / FailedPrecondition with a message that says which; a loaded model
 // predicts bit-for-bit what the saved one did.
 // The model file format version this baton writes and reads.
-inline constexpr uint32_t kModelFormatVersion = 2;  // 2: sub-domains
+inline constexpr uint32_t kModelFormatVersion = 3;  // 2: sub-domains; 3: per-domain cost model
 
 struct RouterModel {
   std::unique_ptr<Predictor> predictor;

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <cstring>
 
 #include <bit>
 #include <cmath>
@@ -87,7 +88,9 @@ TEST_F(ModelFileErrorTest, OtherVersionIsFailedPrecondition) {
   b[8] = 99;  // the u32 version follows the 8-byte magic
   const Status st = LoadWith(b);
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(st.message().find("model file version 99, this baton reads " + std::to_string(kModelFormatVersion)), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("model file version 99, this baton reads " + std::to_string(kModelFormatVersion)),
+            std::string::npos)
+      << st.message();
 }
 
 TEST_F(ModelFileErrorTest, CorruptedIsDataLoss) {
@@ -164,6 +167,43 @@ TEST(CostModelTest, RecordedCostsScaleWithLength) {
   cm->Predict({.text = std::string(100, 'a')}, std::span<float>(shortc, ne));
   cm->Predict({.text = std::string(2000, 'a')}, std::span<float>(longc, ne));
   for (size_t e = 0; e < ne; ++e) EXPECT_GT(longc[e], shortc[e]);
+}
+
+// A router trading score against cost picks the queries whose cost is most underestimated; a domain-blind estimate
+// underestimates code answers (short prompt, long output) several-fold. Per (domain, expert), on held-out data, the
+// predicted total must match the recorded total.
+TEST(CostModelTest, PerDomainCostsHoldOnHeldOutData) {
+  auto train = LoadDatasetDir(testing::DataPath("routerbench-train"));
+  auto test = LoadDatasetDir(testing::DataPath("routerbench-test"));
+  ASSERT_TRUE(train.ok() && test.ok());
+  auto cm = CostModel::Fit(*train);
+  ASSERT_TRUE(cm.ok());
+  const size_t ne = test->num_experts(), nd = test->domains().size();
+  ASSERT_EQ(cm->experts().size(), ne);
+  std::vector<double> pred(nd * ne, 0), rec(nd * ne, 0), n(nd * ne, 0);
+  std::vector<float> c(ne);
+  for (size_t q = 0; q < test->num_queries(); ++q) {
+    cm->Predict({.text = test->query(q).text, .domain = test->query(q).domain}, c);
+    for (size_t e = 0; e < ne; ++e) {
+      if (std::isnan(test->cost(q, e))) continue;
+      const size_t i = test->domain_of(q) * ne + e;
+      pred[i] += c[e], rec[i] += test->cost(q, e), n[i] += 1;
+    }
+  }
+  size_t checked = 0;
+  for (size_t i = 0; i < pred.size(); ++i) {
+    if (n[i] < 20) continue;
+    ++checked;
+    EXPECT_NEAR(pred[i] / rec[i], 1.0, 0.25) << test->domains()[i / ne] << " / " << test->expert(i % ne).name;
+  }
+  EXPECT_GE(checked, 30u);
+  // Bit-for-bit through serialisation, domains included.
+  auto back = CostModel::Deserialize(cm->Serialize());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  std::vector<float> c2(ne);
+  cm->Predict({.text = test->query(0).text, .domain = test->query(0).domain}, c);
+  back->Predict({.text = test->query(0).text, .domain = test->query(0).domain}, c2);
+  EXPECT_EQ(0, std::memcmp(c.data(), c2.data(), ne * sizeof(float)));
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "experts/backends.h"
+#include "experts/llama_server_process.h"
 #include "gateway/test_http_client.h"
 
 namespace baton {
@@ -53,62 +54,8 @@ const ExpertSpec& Spec(const std::string& name) {
 }
 constexpr const char* kKey = "sk-serve-llama-test";
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// A child in its own process group, killed (the whole group, SIGKILL) by Kill() and on destruction.
-struct LlamaServer {
-  pid_t pid = -1;
-  int port = 0;
-  std::string log;
-  void Kill() {
-    if (pid <= 0) return;
-    kill(-pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  ~LlamaServer() { Kill(); }
-};
-
-std::unique_ptr<LlamaServer> StartLlamaServer(const std::string& gguf, const std::string& log) {
-  auto s = std::make_unique<LlamaServer>();
-  s->port = FreePort();
-  s->log = log;
-  const std::string bin = LlamaCppPrefix() + "/bin/llama-server";
-  const std::string port = std::to_string(s->port);
-  s->pid = fork();
-  if (s->pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // if the test binary dies without its teardown
-    FILE* f = freopen(log.c_str(), "w", stdout);
-    (void)f;
-    dup2(STDOUT_FILENO, STDERR_FILENO);
-    execl(bin.c_str(), bin.c_str(), "-m", gguf.c_str(), "--port", port.c_str(), "--host", "127.0.0.1", "-c", "512",
-          "-np", "2", "-t", "1", "--no-webui", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  setpgid(s->pid, s->pid);
-  for (int i = 0; i < 600; ++i) {  // up to ~60 s (plus the health calls' own 1 s limits)
-    if (Http("GET", s->port, "/health").status == 200) return s;
-    if (waitpid(s->pid, nullptr, WNOHANG) == s->pid) {
-      s->pid = -1;
-      ADD_FAILURE() << "llama-server exited at start-up; see " << log;
-      return nullptr;
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  ADD_FAILURE() << "llama-server on port " << s->port << " not healthy in time; see " << log;
-  return nullptr;
-}
+using testing::StartLlamaServer;
+using LlamaServer = testing::LlamaServerProcess;
 
 // `baton serve --config FILE --listen 127.0.0.1:0`; reads the port from its "listening on" line. stderr goes to
 // `log`. Stop(): SIGTERM, up to 30 s, then SIGKILL.

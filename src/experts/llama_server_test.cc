@@ -23,6 +23,7 @@
 
 #include "baton/expert.h"
 #include "experts/backends.h"
+#include "experts/llama_server_process.h"
 
 namespace baton {
 namespace {
@@ -30,75 +31,8 @@ namespace {
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-long HealthStatus(int port) {
-  CURL* c = curl_easy_init();
-  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/health";
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(
-      c, CURLOPT_WRITEFUNCTION, +[](char*, size_t s, size_t n, void*) { return s * n; });
-  long code = 0;
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(c);
-  return code;
-}
-
-// A llama-server child process in its own process group; killed (the whole group) on destruction.
-struct Server {
-  pid_t pid = -1;
-  int port = 0;
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/v1"; }
-  void Kill() {
-    if (pid <= 0) return;
-    kill(-pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  ~Server() { Kill(); }
-};
-
-std::unique_ptr<Server> StartServer(const std::string& gguf, const std::string& log) {
-  auto s = std::make_unique<Server>();
-  s->port = FreePort();
-  const std::string bin = LlamaCppPrefix() + "/bin/llama-server";
-  const std::string port = std::to_string(s->port);
-  s->pid = fork();
-  if (s->pid == 0) {
-    setpgid(0, 0);
-    FILE* f = freopen(log.c_str(), "w", stdout);
-    (void)f;
-    dup2(STDOUT_FILENO, STDERR_FILENO);
-    execl(bin.c_str(), bin.c_str(), "-m", gguf.c_str(), "--port", port.c_str(), "--host", "127.0.0.1", "-c", "512",
-          "-np", "2", "-t", "1", "--no-webui", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  setpgid(s->pid, s->pid);
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < deadline) {
-    if (HealthStatus(s->port) == 200) return s;
-    if (waitpid(s->pid, nullptr, WNOHANG) == s->pid) {
-      s->pid = -1;
-      ADD_FAILURE() << "llama-server exited at start-up; see " << log;
-      return nullptr;
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  ADD_FAILURE() << "llama-server on port " << s->port << " not healthy within 60 s; see " << log;
-  return nullptr;
-}
+using testing::StartLlamaServer;
+using Server = testing::LlamaServerProcess;
 
 ChatRequest Ask(int64_t max_tokens, milliseconds timeout = milliseconds(30'000)) {
   ChatRequest r;
@@ -131,7 +65,7 @@ class LlamaServerTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.ToString();
     servers_ = new std::vector<std::unique_ptr<Server>>();
     for (int i = 0; i < 2; ++i)
-      servers_->push_back(StartServer(*gguf_, *dir_ + "/server" + std::to_string(i) + ".log"));
+      servers_->push_back(StartLlamaServer(*gguf_, *dir_ + "/server" + std::to_string(i) + ".log"));
   }
   static void TearDownTestSuite() {
     delete servers_;  // kills every server
@@ -269,7 +203,7 @@ TEST_F(LlamaServerTest, ConcurrencyLimitHolds) {
 }
 
 TEST_F(LlamaServerTest, StalledServerTimesOut) {
-  std::unique_ptr<Server> stalled = StartServer(*gguf_, *dir_ + "/stalled.log");
+  std::unique_ptr<Server> stalled = StartLlamaServer(*gguf_, *dir_ + "/stalled.log");
   ASSERT_NE(stalled, nullptr);
   kill(-stalled->pid, SIGSTOP);  // accepts connections (the kernel does) but never answers
   auto e = OpenAi(*stalled);
@@ -282,7 +216,7 @@ TEST_F(LlamaServerTest, StalledServerTimesOut) {
 }
 
 TEST_F(LlamaServerTest, ServerKilledUnderLoadFailsItsCallsAndSparesTheOthers) {
-  std::unique_ptr<Server> victim = StartServer(*gguf_, *dir_ + "/victim.log");
+  std::unique_ptr<Server> victim = StartLlamaServer(*gguf_, *dir_ + "/victim.log");
   ASSERT_NE(victim, nullptr);
   auto doomed = OpenAi(*victim, "doomed");
   auto healthy = OpenAi(*(*servers_)[1], "healthy");

@@ -2,9 +2,11 @@
 // domains, featurizer) every predictor saves, the empirical-Bayes domain prior, cross-validation folds and Adam.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -43,12 +45,12 @@ inline double LogLoss(double p, double y) {
 // The observed cells of a training set plus the dense sketches of its prompts.
 struct TrainData {
   size_t n = 0, num_experts = 0, num_domains = 0, num_subs = 0;
-  std::vector<float> z;             // n x kEmbedDim
-  std::vector<uint32_t> dom;        // n
-  std::vector<uint32_t> sub;        // n, sub-domain (domain, source) ids
+  std::vector<float> z;              // n x kEmbedDim
+  std::vector<uint32_t> dom;         // n
+  std::vector<uint32_t> sub;         // n, sub-domain (domain, source) ids
   std::vector<uint32_t> sub_parent;  // num_subs: the domain of each sub-domain
-  std::vector<float> y;             // n x num_experts, NaN = unobserved
-  std::vector<double> expert_mean;  // mean observed score per expert (0.5 overall fallback)
+  std::vector<float> y;              // n x num_experts, NaN = unobserved
+  std::vector<double> expert_mean;   // mean observed score per expert (0.5 overall fallback)
   const float* Z(size_t q) const { return z.data() + q * kEmbedDim; }
   float Y(size_t q, size_t e) const { return y[q * num_experts + e]; }
 };
@@ -143,6 +145,25 @@ struct Rng {
     for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[Next() % i]);
   }
 };
+
+// Masked mini-batch training: `epochs` passes over `rows` in a fresh shuffled order each, in batches of `batch`
+// queries. Calls step(batch_rows, inv) for every batch holding at least one observed cell, where inv = 1 / (observed
+// cells in the batch) weights each cell's gradient so the batch loss is a mean over what was observed.
+template <typename Step>
+void ForEachMiniBatch(const TrainData& td, std::vector<size_t> rows, int epochs, size_t batch, Rng& rng, Step&& step) {
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    rng.Shuffle(rows);
+    for (size_t start = 0; start < rows.size(); start += batch) {
+      const size_t end = std::min(rows.size(), start + batch);
+      size_t cells = 0;
+      for (size_t i = start; i < end; ++i) {
+        for (size_t e = 0; e < td.num_experts; ++e) cells += !std::isnan(td.Y(rows[i], e));
+      }
+      if (cells == 0) continue;
+      step(std::span<const size_t>(rows.data() + start, end - start), 1.0f / static_cast<float>(cells));
+    }
+  }
+}
 
 // Factories, one per predictor family file.
 std::unique_ptr<Predictor> NewDomainPriorPredictor(const PredictorOptions& o);

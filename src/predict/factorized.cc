@@ -68,51 +68,39 @@ struct FactorModel {
     std::vector<float> g(size(), 0.0f);
     Adam adam;
     adam.Init(size(), kLearningRate);
-    std::vector<size_t> order = rows;
     float h[kRank], gh[kRank];
-    for (int epoch = 0; epoch < kEpochs; ++epoch) {
-      rng.Shuffle(order);
-      for (size_t start = 0; start < order.size(); start += kBatch) {
-        const size_t end = std::min(order.size(), start + kBatch);
-        size_t cells = 0;
-        for (size_t i = start; i < end; ++i) {
-          for (size_t e = 0; e < ne; ++e) cells += !std::isnan(td.Y(order[i], e));
+    ForEachMiniBatch(td, rows, kEpochs, kBatch, rng, [&](std::span<const size_t> batch, float inv) {
+      for (const size_t q : batch) {
+        const float* z = td.Z(q);
+        // Domain dropout: a quarter of the time train as if the domain were unknown, so the text terms also learn
+        // what the domain would have told them (live queries often come without one).
+        const bool drop = rng.Uniform() < kDomainDropout;
+        const uint32_t dom = drop ? kNoDomain : td.dom[q], sub = drop ? kNoDomain : td.sub[q];
+        Project(z, h);
+        std::fill(gh, gh + kRank, 0.0f);
+        bool any = false;
+        for (size_t e = 0; e < ne; ++e) {
+          const float y = td.Y(q, e);
+          if (std::isnan(y)) continue;  // unobserved: no signal, not a failure
+          any = true;
+          const float d = (Sigmoid(LogitOf(z, h, dom, sub, e)) - y) * inv;
+          g[e] += d;
+          if (dom < nd) g[off_a() + dom * ne + e] += d;
+          float* gw = g.data() + off_w() + e * kEmbedDim;
+          for (size_t j = 0; j < kEmbedDim; ++j) gw[j] += d * z[j];
+          float* gu = g.data() + off_u() + e * kRank;
+          const float* u = p.data() + off_u() + e * kRank;
+          for (size_t r = 0; r < kRank; ++r) gu[r] += d * h[r], gh[r] += d * u[r];
         }
-        if (cells == 0) continue;
-        const float inv = 1.0f / static_cast<float>(cells);
-        for (size_t i = start; i < end; ++i) {
-          const size_t q = order[i];
-          const float* z = td.Z(q);
-          // Domain dropout: a quarter of the time train as if the domain were unknown, so the text terms also learn
-          // what the domain would have told them (live queries often come without one).
-          const bool drop = rng.Uniform() < kDomainDropout;
-          const uint32_t dom = drop ? kNoDomain : td.dom[q], sub = drop ? kNoDomain : td.sub[q];
-          Project(z, h);
-          std::fill(gh, gh + kRank, 0.0f);
-          bool any = false;
-          for (size_t e = 0; e < ne; ++e) {
-            const float y = td.Y(q, e);
-            if (std::isnan(y)) continue;  // unobserved: no signal, not a failure
-            any = true;
-            const float d = (Sigmoid(LogitOf(z, h, dom, sub, e)) - y) * inv;
-            g[e] += d;
-            if (dom < nd) g[off_a() + dom * ne + e] += d;
-            float* gw = g.data() + off_w() + e * kEmbedDim;
-            for (size_t j = 0; j < kEmbedDim; ++j) gw[j] += d * z[j];
-            float* gu = g.data() + off_u() + e * kRank;
-            const float* u = p.data() + off_u() + e * kRank;
-            for (size_t r = 0; r < kRank; ++r) gu[r] += d * h[r], gh[r] += d * u[r];
-          }
-          if (!any) continue;
-          float* gv = g.data() + off_v();
-          for (size_t r = 0; r < kRank; ++r) {
-            for (size_t j = 0; j < kEmbedDim; ++j) gv[r * kEmbedDim + j] += gh[r] * z[j];
-          }
+        if (!any) continue;
+        float* gv = g.data() + off_v();
+        for (size_t r = 0; r < kRank; ++r) {
+          for (size_t j = 0; j < kEmbedDim; ++j) gv[r * kEmbedDim + j] += gh[r] * z[j];
         }
-        for (size_t i = off_a(); i < size(); ++i) g[i] += lambda * p[i];
-        adam.Step(p, g);
       }
-    }
+      for (size_t i = off_a(); i < size(); ++i) g[i] += lambda * p[i];
+      adam.Step(p, g);
+    });
   }
 
   double Loss(const TrainData& td, const std::vector<size_t>& rows) const {

@@ -137,23 +137,12 @@ void Train(Net& net, const TrainData& td, const std::vector<size_t>& rows, float
   std::vector<float> g(net.size(), 0.0f);
   Adam adam;
   adam.Init(net.size(), Net::kLr);
-  std::vector<size_t> order = rows;
   const size_t ne = td.num_experts;
-  for (int epoch = 0; epoch < Net::kEpochs; ++epoch) {
-    rng.Shuffle(order);
-    for (size_t start = 0; start < order.size(); start += kBatch) {
-      const size_t end = std::min(order.size(), start + kBatch);
-      size_t cells = 0;
-      for (size_t i = start; i < end; ++i) {
-        for (size_t e = 0; e < ne; ++e) cells += !std::isnan(td.Y(order[i], e));
-      }
-      if (cells == 0) continue;
-      const float inv = 1.0f / static_cast<float>(cells);
-      for (size_t i = start; i < end; ++i) net.Backward(td.Z(order[i]), td.y.data() + order[i] * ne, inv, g.data());
-      for (size_t i = 0; i < g.size(); ++i) g[i] += lambda * net.p[i];
-      adam.Step(net.p, g);
-    }
-  }
+  ForEachMiniBatch(td, rows, Net::kEpochs, kBatch, rng, [&](std::span<const size_t> batch, float inv) {
+    for (size_t q : batch) net.Backward(td.Z(q), td.y.data() + q * ne, inv, g.data());
+    for (size_t i = 0; i < g.size(); ++i) g[i] += lambda * net.p[i];
+    adam.Step(net.p, g);
+  });
 }
 
 template <typename Net>

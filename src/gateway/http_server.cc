@@ -1,7 +1,7 @@
 // The gateway's HTTP server: Boost.Beast, asynchronous, a small pool of event-loop threads.
 //
 // Library choice, by measurement (2-core VM shared with wrk, loopback, hello-world GET answering 200 "ok",
-// `wrk -t2 -c100 -d5s --latency http://127.0.0.1:PORT/`, sources in the final report):
+// `wrk -t2 -c100 -d5s --latency http://127.0.0.1:PORT/`; re-run with scripts/http_library_bench.sh):
 //   cpp-httplib 0.11 (Debian libcpp-httplib-dev):      562 req/s, p50 44 ms, p99 902 ms, 9 threads, 8 MB RSS
 //   Boost.Beast 1.81 async, 2 event-loop threads:   68,379 req/s, p50 1.26 ms, p99 3.8 ms, 3 threads, 4.5 MB RSS
 // cpp-httplib is thread-per-connection (a pool of 8 blocking threads, each held by one keep-alive connection), so

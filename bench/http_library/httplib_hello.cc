@@ -1,0 +1,9 @@
+// Debian's cpp-httplib 0.11 answering "ok": the other side of the library choice. Run by scripts/http_library_bench.sh.
+#include <cstdlib>
+
+#include <httplib.h>
+int main(int argc, char** argv) {
+  httplib::Server svr;
+  svr.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+  svr.listen("127.0.0.1", std::atoi(argv[1]));
+}

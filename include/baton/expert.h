@@ -11,6 +11,11 @@
 //   req.messages = {{"user", "What is 2+2?"}};
 //   BATON_ASSIGN_OR_RETURN(ChatResult r, e->Complete(req));
 //
+// Asynchronous use (the gateway): CompleteAsync starts a call on the caller's event loop and returns at once; the
+// answer arrives as a callback on that loop. Backends that talk to the network (openai) do the whole call on the
+// loop, so a request never changes thread; backends that can only block (llamacpp) run on a blocking pool and post
+// their results back; in-memory ones (replay) answer on the loop.
+//
 // Thread-safety: every ExpertBackend is safe to call from many threads at once.
 #pragma once
 
@@ -29,6 +34,11 @@
 #include <nlohmann/json.hpp>
 
 #include "baton/status.h"
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
 
 namespace baton {
 
@@ -62,6 +72,19 @@ struct ChatResult {
 
 // Receives streamed content as it arrives. Return false to cancel the call.
 using StreamSink = std::function<bool(std::string_view delta)>;
+
+// The result of an asynchronous call, delivered exactly once.
+using CompletionHandler = std::function<void(StatusOr<ChatResult>)>;
+
+// Where an asynchronous call runs. Neither is owned; both must outlive every call started with them.
+struct AsyncContext {
+  // The caller's event loop: an io_context run by exactly one thread. The sink and the completion handler are
+  // invoked there, never from inside CompleteAsync itself.
+  boost::asio::io_context* loop = nullptr;
+  // Threads for work that can only block (in-process inference, blocking wrappers). nullptr = none: backends that
+  // need it fail the call with FailedPrecondition.
+  boost::asio::thread_pool* blocking = nullptr;
+};
 
 // Startup options of one expert, as written in the gateway's YAML configuration.
 struct ExpertConfig {
@@ -97,6 +120,11 @@ class ExpertBackend {
   // Errors: Unavailable (connection refused / reset, 5xx), ResourceExhausted (429), DeadlineExceeded (timeout),
   // InvalidArgument (the backend rejected the request, 4xx), NotFound (replay: an unknown prompt).
   virtual StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) = 0;
+  // Starts the same call without blocking the caller and returns at once. `sink` (may be empty) receives content
+  // pieces and `done` the result, both on ctx.loop; returning false from the sink cancels the call (done then gets
+  // FailedPrecondition). The backend must outlive the call.
+  // The default runs Complete() on ctx.blocking and posts the pieces and the result to ctx.loop.
+  virtual void CompleteAsync(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done);
 };
 
 // ---------------------------------------------------------------------------------------------------------------------

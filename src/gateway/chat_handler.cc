@@ -1,8 +1,11 @@
 // POST /v1/chat/completions: authenticate, parse, plan, reserve, call (with fallback), settle, answer, record.
+// Everything runs on the connection's event loop: the expert calls are asynchronous (ExpertBackend::CompleteAsync)
+// and their results come back to the same loop, so a request never changes thread unless an expert can only block.
 // This is the gateway's error boundary for chat requests: every path ends in exactly one answer through the
-// HttpExchange, and no exception escapes.
+// HttpExchange, and no exception escapes into the loop.
 #include <chrono>
 #include <cstdio>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -45,24 +48,38 @@ bool Retryable(const Status& st) {
   return st.code() != StatusCode::kInvalidArgument;
 }
 
+// The shortest text that reads back as the same double: a cheap call can cost well under a nano-dollar.
 std::string FormatUsd(double v) {
-  return fmt::format("{:.9f}", v);
+  return fmt::format("{}", v);
 }
 
-class ChatCall {
+// One chat request, alive until its last callback has run (shared by the callbacks it hands out).
+class ChatCall : public std::enable_shared_from_this<ChatCall> {
  public:
   ChatCall(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex)
       : s_(s), req_(std::move(req)), ex_(std::move(ex)) {}
+  ~ChatCall() {
+    if (key_slot_ != nullptr) key_slot_->fetch_sub(1);
+  }
 
   void Run() {
     HttpResponse err;
     std::optional<size_t> key = Authenticate(s_, req_, &err);
     if (!key) return Finish(std::move(err));
     key_ = *key;
-    log_.client_key_hash = s_.config.keys[key_].key_sha256;
+    const ClientKeyConfig& kc = s_.config.keys[key_];
+    log_.client_key_hash = kc.key_sha256;
     if (!s_.limiters[key_]->Allow()) {
       return Finish(
           ErrorResponse(429, "rate limit exceeded for this key; slow down", "rate_limit_error", "rate_limit_exceeded"));
+    }
+    key_slot_ = s_.key_in_flight[key_].get();
+    if (key_slot_->fetch_add(1) >= kc.max_concurrency && kc.max_concurrency > 0) {
+      return Finish(
+          ErrorResponse(429,
+                        fmt::format("this key already has {} requests in flight (its max_concurrency); retry later",
+                                    kc.max_concurrency),
+                        "rate_limit_error", "concurrency_limit_exceeded"));
     }
     StatusOr<GatewayRequest> parsed = ParseChatCompletionRequest(req_.body);
     if (!parsed.ok()) {
@@ -79,50 +96,82 @@ class ChatCall {
       }
       return Finish(ErrorResponse(400, st.message(), "invalid_request_error", "invalid_request"));
     }
-    Call(*plan);
+    plan_ = std::move(*plan);
+    routed_ = request_.model == "baton";
+    Next();
   }
 
  private:
-  void Call(const std::vector<Candidate>& plan) {
-    const bool routed = request_.model == "baton";
-    Status last_error;
-    bool attempted = false;
-    bool budget_refused = false;
-    std::string budget_message;
-    for (const Candidate& c : plan) {
-      const ExpertSlot& expert = s_.router->experts()[c.expert];
+  // Tries the next candidate that fits the budget, or gives the final answer when none is left.
+  void Next() {
+    for (; next_ < plan_.size(); ++next_) {
+      const Candidate& c = plan_[next_];
       // Reserve an upper estimate: the prediction with a safety factor, or the list-price bound when larger.
-      const double reserve =
-          std::max(c.predicted_cost * s_.config.reserve_factor, s_.router->PriceBound(c.expert, request_.chat));
-      Status reserved = s_.ledger->Reserve(key_, reserve);
+      reserved_ = std::max(c.predicted_cost * s_.config.reserve_factor, s_.router->PriceBound(c.expert, request_.chat));
+      Status reserved = s_.ledger->Reserve(key_, reserved_);
       if (!reserved.ok()) {
-        budget_refused = true;
-        if (budget_message.empty()) budget_message = reserved.message();
+        budget_refused_ = true;
+        if (budget_message_.empty()) budget_message_ = reserved.message();
         continue;  // the next best expert may be cheap enough
       }
-      if (attempted) s_.metrics.CountFallback();
-      attempted = true;
-      if (routed) s_.metrics.CountRoutingDecision(expert.config.name);
+      const ExpertSlot& expert = s_.router->experts()[c.expert];
+      if (attempted_) s_.metrics.CountFallback();
+      attempted_ = true;
+      if (routed_) s_.metrics.CountRoutingDecision(expert.config.name);
       log_.expert = expert.config.name;
-      StatusOr<ChatResult> r = Attempt(expert);
-      if (r.ok()) {
-        s_.ledger->Settle(key_, reserve, r->cost_usd);
-        s_.metrics.AddSpend(expert.config.name, s_.config.keys[key_].name, r->cost_usd);
-        return Succeed(expert, *r);
-      }
-      s_.ledger->Settle(key_, reserve, 0);
-      last_error = r.status();
-      s_.metrics.CountUpstreamFailure(expert.config.name, StatusCodeName(last_error.code()));
-      // Upstream messages can quote the prompt (replay does), so they are logged only when prompts may be recorded.
-      std::fprintf(stderr, "baton serve: expert '%s' failed: %s\n", expert.config.name.c_str(),
-                   s_.config.record_prompts ? last_error.ToString().c_str() : StatusCodeName(last_error.code()));
-      if (streamed_any_ || !routed || !Retryable(last_error)) break;
+      current_ = c.expert;
+      ++next_;
+      return Attempt(expert);
     }
-    if (!attempted && budget_refused) {
-      return Finish(ErrorResponse(429, budget_message, "insufficient_quota", "budget_exhausted"));
+    GiveUp();
+  }
+
+  void Attempt(const ExpertSlot& expert) {
+    attempt_start_ = Clock::now();
+    in_attempt_ = true;
+    StreamSink sink;
+    if (request_.stream) {
+      sink = [self = shared_from_this()](std::string_view delta) { return self->OnPiece(delta); };
     }
-    const UpstreamError u = MapUpstream(last_error);
-    const std::string message = fmt::format("expert '{}' failed: {}", log_.expert, last_error.message());
+    expert.backend->CompleteAsync(
+        request_.chat, std::move(sink), AsyncContext{&ex_->loop(), s_.blocking.get()},
+        [self = shared_from_this()](StatusOr<ChatResult> r) { Guarded(*self, [&] { self->OnResult(std::move(r)); }); });
+  }
+
+  bool OnPiece(std::string_view delta) {
+    if (delta.empty()) return true;
+    const ExpertSlot& expert = s_.router->experts()[current_];
+    if (!StartStream(expert)) return false;
+    streamed_any_ = true;
+    return ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta, ""));
+  }
+
+  void OnResult(StatusOr<ChatResult> r) {
+    upstream_ms_ += MsSince(attempt_start_);
+    in_attempt_ = false;
+    const ExpertSlot& expert = s_.router->experts()[current_];
+    if (r.ok()) {
+      s_.ledger->Settle(key_, reserved_, r->cost_usd);
+      s_.metrics.AddSpend(expert.config.name, s_.config.keys[key_].name, r->cost_usd);
+      return Succeed(expert, *r);
+    }
+    s_.ledger->Settle(key_, reserved_, 0);
+    last_error_ = r.status();
+    s_.metrics.CountUpstreamFailure(expert.config.name, StatusCodeName(last_error_.code()));
+    // Upstream messages can quote the prompt (replay does), so they are logged only when prompts may be recorded.
+    std::fprintf(stderr, "baton serve: expert '%s' failed: %s\n", expert.config.name.c_str(),
+                 s_.config.record_prompts ? last_error_.ToString().c_str() : StatusCodeName(last_error_.code()));
+    if (streamed_any_ || !routed_ || !Retryable(last_error_)) return GiveUp();
+    Next();
+  }
+
+  // No expert answered: a budget refusal, or the last upstream error.
+  void GiveUp() {
+    if (!attempted_ && budget_refused_) {
+      return Finish(ErrorResponse(429, budget_message_, "insufficient_quota", "budget_exhausted"));
+    }
+    const UpstreamError u = MapUpstream(last_error_);
+    const std::string message = fmt::format("expert '{}' failed: {}", log_.expert, last_error_.message());
     if (stream_started_) {  // headers are gone: report in-band, then end the stream properly
       ex_->WriteStream(SseError(message, u.type, u.code));
       ex_->WriteStream(kSseDone);
@@ -132,32 +181,13 @@ class ChatCall {
     Finish(ErrorResponse(u.http, message, u.type, u.code));
   }
 
-  StatusOr<ChatResult> Attempt(const ExpertSlot& expert) {
-    const Clock::time_point t = Clock::now();
-    StatusOr<ChatResult> r = Status::Internal("not called");
-    if (request_.stream) {
-      StreamSink sink = [this, &expert](std::string_view delta) -> bool {
-        if (delta.empty()) return true;
-        if (!StartStream(expert)) return false;
-        streamed_any_ = true;
-        return ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta, ""));
-      };
-      r = expert.backend->Complete(request_.chat, &sink);
-    } else {
-      r = expert.backend->Complete(request_.chat);
-    }
-    upstream_ms_ += MsSince(t);
-    return r;
-  }
-
   // Sends the headers and the role chunk once, before the first content.
   bool StartStream(const ExpertSlot& expert) {
     if (stream_started_) return stream_ok_;
     stream_started_ = true;
-    Headers h = {{"x-baton-expert", expert.config.name},
-                 {"x-baton-overhead-ms", fmt::format("{:.3f}", MsSince(req_.arrived) - upstream_ms_)}};
-    stream_ok_ = ex_->BeginStream(200, "text/event-stream", h) &&
-                 ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "assistant", "", ""));
+    Headers h = {{"x-baton-expert", expert.config.name}, {"x-baton-overhead-ms", fmt::format("{:.3f}", OverheadMs())}};
+    ex_->BeginStream(200, "text/event-stream", h);
+    stream_ok_ = ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "assistant", "", ""));
     return stream_ok_;
   }
 
@@ -191,9 +221,14 @@ class ChatCall {
 
   void Finish(HttpResponse resp) {
     const int status = resp.status;
-    resp.headers.emplace_back("x-baton-overhead-ms", fmt::format("{:.3f}", MsSince(req_.arrived) - upstream_ms_));
+    resp.headers.emplace_back("x-baton-overhead-ms", fmt::format("{:.3f}", OverheadMs()));
     ex_->Respond(std::move(resp));
     Log(status);
+  }
+
+  // Time spent in the gateway so far, upstream calls excluded (the one under way included).
+  double OverheadMs() const {
+    return MsSince(req_.arrived) - upstream_ms_ - (in_attempt_ ? MsSince(attempt_start_) : 0);
   }
 
   void Log(int status) {
@@ -202,31 +237,48 @@ class ChatCall {
     s_.recorder->LogRequest(std::move(log_));
   }
 
+ public:
+  // Runs `f`, turning an exception into a 500 answer: nothing may escape into the event loop.
+  template <typename F>
+  static void Guarded(ChatCall& call, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "baton serve: internal error: %s\n", e.what());
+      call.ex_->Respond(ErrorResponse(500, "internal error", "server_error", "internal_error"));
+    } catch (...) {
+      call.ex_->Respond(ErrorResponse(500, "internal error", "server_error", "internal_error"));
+    }
+  }
+
+ private:
   Gateway::State& s_;
   HttpRequest req_;
   std::shared_ptr<HttpExchange> ex_;
   GatewayRequest request_;
   size_t key_ = 0;
+  std::atomic<int>* key_slot_ = nullptr;  // this key's in-flight count, held until the call ends
   RequestLogRecord log_;
   std::string id_ = NewCompletionId();
   int64_t created_ =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // The plan and where we are in it.
+  std::vector<Candidate> plan_;
+  size_t next_ = 0, current_ = 0;
+  bool routed_ = false, attempted_ = false, budget_refused_ = false;
+  double reserved_ = 0;
+  std::string budget_message_;
+  Status last_error_;
+  Clock::time_point attempt_start_;
   double upstream_ms_ = 0;
-  bool stream_started_ = false, stream_ok_ = true, streamed_any_ = false;
+  bool in_attempt_ = false, stream_started_ = false, stream_ok_ = true, streamed_any_ = false;
 };
 
 }  // namespace
 
 void HandleChatCompletions(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex) {
-  std::shared_ptr<HttpExchange> keep = ex;
-  try {
-    ChatCall(s, std::move(req), std::move(ex)).Run();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "baton serve: internal error: %s\n", e.what());
-    keep->Respond(ErrorResponse(500, "internal error", "server_error", "internal_error"));
-  } catch (...) {
-    keep->Respond(ErrorResponse(500, "internal error", "server_error", "internal_error"));
-  }
+  auto call = std::make_shared<ChatCall>(s, std::move(req), std::move(ex));
+  ChatCall::Guarded(*call, [&] { call->Run(); });
 }
 
 }  // namespace baton::gateway

@@ -150,7 +150,7 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
   Fields f(root, "", source);
   if (!root.IsMap()) return Status::InvalidArgument(source + ": expected a YAML map at the top level");
   BATON_RETURN_IF_ERROR(f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads",
-                                     "worker_threads", "reserve_factor", "keys", "experts"}));
+                                     "worker_threads", "max_in_flight", "reserve_factor", "keys", "experts"}));
   BATON_RETURN_IF_ERROR(f.Get("listen", &c.listen));
   BATON_RETURN_IF_ERROR(f.Get("store", &c.store_path));
   c.store_path = Resolve(base, c.store_path);
@@ -161,6 +161,8 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
   if (c.io_threads < 1 || c.io_threads > 64) return f.Error("io_threads", "must be in [1, 64]");
   BATON_RETURN_IF_ERROR(f.Get("worker_threads", &c.worker_threads));
   if (c.worker_threads < 1 || c.worker_threads > 1024) return f.Error("worker_threads", "must be in [1, 1024]");
+  BATON_RETURN_IF_ERROR(f.Get("max_in_flight", &c.max_in_flight));
+  if (c.max_in_flight < 1) return f.Error("max_in_flight", "must be >= 1");
   BATON_RETURN_IF_ERROR(f.Get("reserve_factor", &c.reserve_factor));
   if (!(c.reserve_factor >= 1) || !std::isfinite(c.reserve_factor)) return f.Error("reserve_factor", "must be >= 1");
 
@@ -188,7 +190,7 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
     const std::string path = fmt::format("keys[{}].", i);
     Fields kf(keys[i], path, source);
     if (!keys[i].IsMap()) return kf.Error("", "expected a map (name, sha256 or key, budget_usd)");
-    BATON_RETURN_IF_ERROR(kf.OnlyKnown({"name", "sha256", "key", "budget_usd", "rate_limit_rps"}));
+    BATON_RETURN_IF_ERROR(kf.OnlyKnown({"name", "sha256", "key", "budget_usd", "rate_limit_rps", "max_concurrency"}));
     ClientKeyConfig k;
     std::string plain;
     BATON_RETURN_IF_ERROR(kf.Get("name", &k.name));
@@ -212,6 +214,8 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
     if (!(k.budget_usd >= 0) || !std::isfinite(k.budget_usd)) return kf.Error("budget_usd", "must be >= 0");
     BATON_RETURN_IF_ERROR(kf.Get("rate_limit_rps", &k.rate_limit_rps));
     if (!(k.rate_limit_rps >= 0)) return kf.Error("rate_limit_rps", "must be >= 0");
+    BATON_RETURN_IF_ERROR(kf.Get("max_concurrency", &k.max_concurrency));
+    if (k.max_concurrency < 0) return kf.Error("max_concurrency", "must be >= 0 (0 = unlimited)");
     c.keys.push_back(std::move(k));
   }
   if (c.keys.empty()) return f.Error("keys", "at least one client key is required");

@@ -8,7 +8,7 @@
 //   record_prompts: false
 //   max_body_bytes: 1048576
 //   keys:
-//     - {name: demo, key: sk-baton-demo, budget_usd: 5}        # plain keys are hashed at load, never kept
+//     - {name: demo, key: sk-baton-demo, budget_usd: 5, max_concurrency: 8}  # plain keys are hashed at load
 //     - {name: prod, sha256: 9f86d08..., budget_usd: 100}
 //   experts:
 //     - {name: gpt-4, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: OPENAI_API_KEY}
@@ -31,6 +31,7 @@ struct ClientKeyConfig {
   std::string key_sha256;  // lowercase hex; from `sha256:` or computed from `key:` at load (the plain key is dropped)
   double budget_usd = 0;   // REQUIRES: >= 0
   double rate_limit_rps = 0;  // requests per second allowed to this key, 0 = unlimited. Default: 0
+  int max_concurrency = 0;    // requests of this key in flight at once (more get 429), 0 = unlimited. Default: 0
 };
 
 struct RouterConfig {
@@ -47,8 +48,9 @@ struct GatewayConfig {
   RouterConfig router;                  // router.model_path and router.train_dir both "" = no "baton" routing
   bool record_prompts = false;
   int64_t max_body_bytes = 1 << 20;  // Default: 1 MiB
-  int io_threads = 2;                // threads running the event loop. Default: 2
-  int worker_threads = 64;           // threads making upstream calls. Default: 64
+  int io_threads = 2;                // event loops, one thread each; requests run on them end to end. Default: 2
+  int worker_threads = 16;           // threads for experts that can only block (llamacpp). Default: 16
+  int64_t max_in_flight = 10'000;    // requests in flight at once; more get 503. Default: 10,000
   double reserve_factor = 2.0;       // budget reservation = predicted cost x reserve_factor. Default: 2
   std::vector<ClientKeyConfig> keys;
   std::vector<ExpertConfig> experts;

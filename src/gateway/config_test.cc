@@ -69,6 +69,12 @@ TEST(ConfigTest, ErrorsNameTheField) {
               "keys[0].budget_usd: missing");
   ExpectError("keys: [{name: k, key: x, budget_usd: -1}]\nexperts: [{name: a, kind: replay, replay_dir: d}]",
               "keys[0].budget_usd: must be >= 0");
+  ExpectError(
+      "keys: [{name: k, key: x, budget_usd: 1, max_concurrency: -2}]\nexperts: [{name: a, kind: replay, "
+      "replay_dir: d}]",
+      "keys[0].max_concurrency: must be >= 0 (0 = unlimited)");
+  ExpectError(keys + "max_in_flight: 0\nexperts: [{name: a, kind: replay, replay_dir: d}]",
+              "max_in_flight: must be >= 1");
   ExpectError(keys + "max_body_bytes: 0\nexperts: [{name: a, kind: replay, replay_dir: d}]", "max_body_bytes:");
   ExpectError(keys + "router: {model: m, train_dir: d}\nexperts: [{name: a, kind: replay, replay_dir: d}]",
               "router.model: give either");

@@ -98,6 +98,7 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
     l->tokens = std::max(1.0, k.rate_limit_rps);
     l->last = std::chrono::steady_clock::now();
     s->limiters.push_back(std::move(l));
+    s->key_in_flight.push_back(std::make_unique<std::atomic<int>>(0));
   }
   nlohmann::json models = {{"object", "list"}, {"data", nlohmann::json::array()}};
   auto add_model = [&models](const std::string& id) {
@@ -127,7 +128,7 @@ std::optional<size_t> Authenticate(const Gateway::State& s, const HttpRequest& r
 
 namespace {
 
-// Runs on an event-loop thread: answers the small endpoints at once and hands chat requests to the workers.
+// Runs on an event-loop thread: answers the small endpoints at once and starts chat requests there too.
 void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex) {
   const std::string path = req.target.substr(0, req.target.find('?'));
   auto method_not_allowed = [&](const char* allowed) {
@@ -139,15 +140,12 @@ void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> 
   };
   if (path == "/v1/chat/completions" || path == "/chat/completions") {
     if (req.method != "POST") return method_not_allowed("POST");
-    Gateway::State* state = &s;
-    auto shared_req = std::make_shared<HttpRequest>(std::move(req));
-    const bool posted = s.workers->Post(
-        [state, shared_req, ex]() mutable { HandleChatCompletions(*state, std::move(*shared_req), std::move(ex)); });
-    if (!posted) {
-      ex->Respond(
-          ErrorResponse(503, "the gateway is overloaded or shutting down; retry later", "server_error", "overloaded"));
+    if (s.server && s.server->in_flight() > s.config.max_in_flight) {
+      return ex->Respond(ErrorResponse(
+          503, fmt::format("the gateway has over {} requests in flight; retry later", s.config.max_in_flight),
+          "server_error", "overloaded"));
     }
-    return;
+    return HandleChatCompletions(s, std::move(req), std::move(ex));
   }
   if (path == "/healthz") {
     if (req.method != "GET" && req.method != "HEAD") return method_not_allowed("GET");
@@ -204,7 +202,7 @@ Status Gateway::Start(const std::string& listen_override) {
   State& s = *state_;
   if (s.server) return Status::FailedPrecondition("the gateway is already running");
   BATON_ASSIGN_OR_RETURN(auto hp, SplitHostPort(listen_override.empty() ? s.config.listen : listen_override));
-  s.workers = std::make_unique<WorkerPool>(s.config.worker_threads, 10'000);
+  s.blocking = std::make_unique<boost::asio::thread_pool>(s.config.worker_threads);
   HttpServerOptions o{.host = hp.first,
                       .port = hp.second,
                       .io_threads = s.config.io_threads,
@@ -228,9 +226,10 @@ void Gateway::Shutdown(std::chrono::milliseconds grace) {
   State& s = *state_;
   if (s.shut_down) return;
   s.shut_down = true;
-  if (s.server) s.server->Shutdown(grace);  // stops accepting; requests in flight get `grace` to finish
-  s.workers.reset();                        // joins the workers (they release their exchanges)
-  s.server.reset();
+  if (s.server) s.server->Shutdown(grace);  // stops accepting; requests in flight get `grace` to finish; stops loops
+  if (s.blocking) s.blocking->join();       // blocking calls finish; what they post to the stopped loops never runs
+  s.server.reset();                         // destroys the loops and what was queued on them
+  s.blocking.reset();
   if (s.recorder) s.recorder->Flush();
 }
 

@@ -5,9 +5,11 @@
 // reserved against the key's budget, sent to the best expert (falling back to the next best when it fails), settled,
 // answered, and recorded in the store off the request path.
 //
-// Ownership: the Gateway owns the HTTP server, the worker pool, the experts, the router, the budget ledger, the
-// recorder (and through it the store). Shutdown order: stop accepting and finish requests in flight, join the
-// workers, stop the event loop, flush the recorder.
+// Threads: requests run on the HTTP server's event loops from end to end (upstream calls are asynchronous on the
+// same loop); only experts that can only block (llamacpp) use the blocking pool.
+// Ownership: the Gateway owns the HTTP server, the blocking pool, the experts, the router, the budget ledger, the
+// recorder (and through it the store). Shutdown order: stop accepting and finish requests in flight, stop the event
+// loops, join the blocking pool, destroy the loops, flush the recorder.
 // Thread-safety: Start/Shutdown from one controlling thread; everything else is internal.
 #pragma once
 

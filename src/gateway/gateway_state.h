@@ -1,12 +1,15 @@
 // Gateway::State: everything a running gateway owns. Internal to src/gateway/.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/asio/thread_pool.hpp>
 
 #include "gateway/auth.h"
 #include "gateway/budget.h"
@@ -16,7 +19,6 @@
 #include "gateway/metrics.h"
 #include "gateway/recorder.h"
 #include "gateway/router_service.h"
-#include "gateway/worker_pool.h"
 
 namespace baton::gateway {
 
@@ -36,14 +38,16 @@ struct Gateway::State {
   std::unique_ptr<Recorder> recorder;  // owns the store; declared before ledger (ledger persists through it)
   std::unique_ptr<BudgetLedger> ledger;
   Metrics metrics;
-  std::vector<std::unique_ptr<RateLimiter>> limiters;  // per key
-  std::string models_json;                             // GET /v1/models, built once
-  std::unique_ptr<WorkerPool> workers;                 // upstream calls; joined before server is destroyed
+  std::vector<std::unique_ptr<RateLimiter>> limiters;            // per key
+  std::vector<std::unique_ptr<std::atomic<int>>> key_in_flight;  // per key: its requests in flight
+  std::string models_json;                                       // GET /v1/models, built once
+  std::unique_ptr<boost::asio::thread_pool> blocking;  // experts that can only block; joined before server dies
   std::unique_ptr<HttpServer> server;
   bool shut_down = false;
 };
 
-// POST /v1/chat/completions, on a worker thread. Answers through `ex` in every case; never throws.
+// POST /v1/chat/completions, on the connection's event loop; returns once the upstream call is under way. Answers
+// through `ex` in every case; never throws.
 void HandleChatCompletions(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex);
 
 // Authenticates the request's bearer key: the key index, or the 401 response to send.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -31,6 +32,7 @@ class FakeExpert : public ExpertBackend {
   const std::string& name() const override { return name_; }
   StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink) override {
     calls.fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
     if (!fail_.ok()) return fail_;
     ChatResult r;
     r.content = name_ + ": " + request.messages.back().content;
@@ -45,6 +47,7 @@ class FakeExpert : public ExpertBackend {
     return r;
   }
   std::atomic<int> calls{0};
+  std::atomic<int> delay_ms{0};  // how long each call blocks (on the gateway's blocking pool)
 
  private:
   std::string name_;
@@ -80,7 +83,8 @@ struct Harness {
 // Experts: "good" (score .9), "down" (score .95, fails with `down_status`), "cheap" (score .5). Prices make the
 // router's cost estimate 0.01 USD for each.
 Harness StartGateway(double budget = 100, Status down_status = Status::Unavailable("connection refused"),
-                     int64_t max_body = 4096, bool record_prompts = false, double rate_limit_rps = 0) {
+                     int64_t max_body = 4096, bool record_prompts = false, double rate_limit_rps = 0,
+                     int key_max_concurrency = 0) {
   Harness h;
   static std::atomic<int> n{0};
   h.db = (std::filesystem::temp_directory_path() /
@@ -93,7 +97,11 @@ Harness StartGateway(double budget = 100, Status down_status = Status::Unavailab
   c.max_body_bytes = max_body;
   c.record_prompts = record_prompts;
   c.worker_threads = 32;
-  c.keys = {{.name = "tester", .key_sha256 = Sha256Hex(kKey), .budget_usd = budget, .rate_limit_rps = rate_limit_rps}};
+  c.keys = {{.name = "tester",
+             .key_sha256 = Sha256Hex(kKey),
+             .budget_usd = budget,
+             .rate_limit_rps = rate_limit_rps,
+             .max_concurrency = key_max_concurrency}};
   GatewayParts parts;
   const std::vector<std::string> names = {"good", "down", "cheap"};
   for (const auto& name : names) {
@@ -276,6 +284,35 @@ TEST(GatewayTest, RateLimitIs429) {
   }
   EXPECT_GE(ok, 2);
   EXPECT_GE(limited, 1);
+}
+
+TEST(GatewayTest, KeyConcurrencyLimitIs429AndSlotsComeBack) {
+  Harness h = StartGateway(100, Status::Unavailable("x"), 4096, false, 0, /*key_max_concurrency=*/2);
+  h.fakes[2]->delay_ms = 300;  // "cheap" holds its requests long enough for them to overlap
+  std::atomic<int> ok{0}, limited{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "hi"), kKey);
+      if (r.status == 200) {
+        ++ok;
+      } else if (r.status == 429) {
+        ++limited;
+        ExpectOpenAiError(r, 429, "concurrency_limit_exceeded");
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GE(ok.load(), 2);
+  EXPECT_LE(ok.load(), 5);  // six at once against a limit of two: some must have been refused
+  EXPECT_GE(limited.load(), 1);
+  // Every slot was given back: two more in a row succeed.
+  h.fakes[2]->delay_ms = 0;
+  EXPECT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "again"), kKey).status, 200);
+  EXPECT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "again"), kKey).status, 200);
 }
 
 TEST(BudgetConcurrencyTest, HundredsOfConcurrentRequestsNeverOverspend) {

@@ -15,11 +15,11 @@
 // predictor). See the gateway report for the exact commands.
 #include "gateway/http_server.h"
 
-#include <condition_variable>
-#include <mutex>
+#include <deque>
 #include <optional>
 #include <thread>
 
+#include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -52,14 +52,17 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   HttpHandler handler;
   HttpObserver observer;
-  net::io_context ioc;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   std::atomic<int64_t> in_flight{0};
-  std::atomic<bool> stopping{false};
-  bool stopped = false;  // guarded by the controlling thread
+  std::atomic<bool> stopping{false};  // no new requests: answers close their connections
+  std::atomic<bool> stopped{false};   // the loops have stopped: exchanges are inert
+  bool shut_down = false;             // guarded by the controlling thread
   uint16_t port = 0;
+  size_t next_loop = 0;  // round robin over loops; used by the accepting loop only
+  // Declared last so that they are destroyed first, while everything a queued handler may touch still exists.
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::optional<tcp::acceptor> acceptor;  // on loops[0]
 
   void Accept();
 };
@@ -68,79 +71,157 @@ namespace {
 
 constexpr size_t kHeaderLimit = 64 * 1024;
 constexpr size_t kDrainLimit = 16 * 1024 * 1024;
-constexpr size_t kSyncWriteLimit = 16 * 1024;   // a response this small fits an idle socket's send buffer
-thread_local bool t_event_loop_thread = false;  // true on the server's event-loop threads
 
 class Session;
 
+// A handle on one request of a session. The session serves its requests one after another; each gets a sequence
+// number, and an Exchange whose request is over (answered, and the connection moved on) no longer acts.
 class Exchange : public HttpExchange {
  public:
-  Exchange(std::shared_ptr<Session> session, std::string path) : session_(std::move(session)), path_(std::move(path)) {}
+  Exchange(std::shared_ptr<Session> session, std::string path, uint64_t seq)
+      : session_(std::move(session)), path_(std::move(path)), seq_(seq) {}
   ~Exchange() override;
+  net::io_context& loop() override;
   void Respond(HttpResponse response) override;
-  bool BeginStream(int status, std::string_view content_type, const Headers& headers) override;
+  void BeginStream(int status, std::string_view content_type, const Headers& headers) override;
   bool WriteStream(std::string_view data) override;
   void EndStream() override;
 
  private:
+  // Runs `f(session)` on the connection's loop, for this request only: at once when called there, posted otherwise.
+  template <typename F>
+  void OnLoop(F&& f);
+
   std::shared_ptr<Session> session_;
   std::string path_;
-  bool answered_ = false;
-  bool streaming_ = false;
-  bool stream_ok_ = true;
-  int status_ = 0;
+  uint64_t seq_;
 };
 
-// One connection. Its socket is used by one party at a time: the strand's async reads and writes, or (while a
-// request is being streamed) the worker thread holding the Exchange, while no async operation is pending.
+// One connection, living on one loop (single-threaded: no strand needed). Between reading a request and finishing
+// its answer the connection belongs to that request's Exchange; then it reads the next request.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  // `server` outlives every session: the HttpServer's owner releases all exchanges before destroying it.
-  Session(tcp::socket socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {}
+  // `server` outlives every session that can still run: see HttpServer::Impl's member order.
+  Session(tcp::socket socket, net::io_context& loop, HttpServer::Impl* server)
+      : stream_(std::move(socket)), loop_(loop), server_(server) {}
 
-  void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
-  }
+  void Start() { ReadHeader(); }
 
-  // Called by Exchange::Respond from any thread. On the strand the write is asynchronous. On a worker thread the
-  // connection is idle (no operation pending: the handler owns it), so the worker writes a small response itself,
-  // synchronously, and only then hands the connection back to the strand: the client gets its answer without
-  // waiting for an event-loop thread to wake up.
+  net::io_context& loop() { return loop_; }
+  HttpServer::Impl& server() { return *server_; }
+  bool stream_broken() const { return broken_.load(std::memory_order_relaxed); }
+
+  // The request being served (loop thread only): its number, and whether it was answered or is streaming.
+  uint64_t seq = 0;
+  bool answered = false;
+  bool streaming = false;
+
+  // The whole response, asynchronously (Asio writes at once when the socket has room; only the completion waits).
   void Send(HttpResponse r, const std::string& path) {
-    if (t_event_loop_thread || r.body.size() > kSyncWriteLimit) {  // a big one may not fit the send buffer
-      return net::dispatch(stream_.get_executor(), [self = shared_from_this(), r = std::move(r), path]() mutable {
-        self->DoSend(std::move(r), path, !self->keep_alive_);
-      });
-    }
-    auto res = MakeResponse(std::move(r), path, !keep_alive_);
-    beast::error_code ec;
-    http::write(stream_.socket(), *res, ec);
-    net::post(stream_.get_executor(), [self = shared_from_this(), ok = !ec, close = !res->keep_alive()] {
-      if (!ok) return self->Close();
-      if (close) return self->Drain();
+    Observe(path, r.status);
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "baton");
+    res->set(http::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive_ && !server_->stopping);
+    res->prepare_payload();
+    stream_.expires_after(server_->options.write_timeout);
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      if (!res->keep_alive()) return self->Drain();
       self->ReadHeader();
     });
   }
 
-  beast::tcp_stream& stream() { return stream_; }
-  bool keep_alive() const { return keep_alive_; }
-  HttpServer::Impl& server() { return *server_; }
-  std::chrono::steady_clock::time_point arrived() const { return arrived_; }
+  // Chunked responses: the status line and headers, then chunks, then the last chunk, queued in order and written
+  // in batches (one writev per batch).
+  void BeginStream(int status, std::string_view content_type, const Headers& headers) {
+    keep_alive_ = keep_alive_ && !server_->stopping;
+    std::string head = fmt::format("HTTP/1.1 {} {}\r\nServer: baton\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n",
+                                   status, std::string_view(http::obsolete_reason(static_cast<http::status>(status))),
+                                   HeaderValue(content_type));
+    for (const auto& [k, v] : headers) head += fmt::format("{}: {}\r\n", HeaderValue(k), HeaderValue(v));
+    head +=
+        keep_alive_ ? "Transfer-Encoding: chunked\r\n\r\n" : "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    stream_status_ = status;
+    Queue(std::move(head));
+  }
 
-  // After a streamed response: serve the next request, or close.
-  void AfterStream(bool ok) {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this(), ok] {
-      if (ok && self->keep_alive_ && !self->server_->stopping) {
-        self->ReadHeader();
-      } else {
-        beast::error_code ec;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->stream_.socket().close(ec);
-      }
-    });
+  bool WriteStream(std::string_view data) {
+    if (broken_) return false;
+    if (data.empty()) return true;
+    if (backlog_ > server_->options.max_stream_backlog) {
+      broken_ = true;  // a client this slow would make us buffer without bound
+      return false;
+    }
+    Queue(fmt::format("{:x}\r\n{}\r\n", data.size(), data));
+    return true;
+  }
+
+  void EndStream(const std::string& path) {
+    if (!broken_) Queue("0\r\n\r\n");
+    end_path_ = path;
+    ending_ = true;
+    if (!writing_) FinishStream();
+  }
+
+  // Reports an answered request to the observer.
+  void Observe(const std::string& path, int status) {
+    if (!server_->observer) return;
+    const bool read = path != "(unread)";
+    server_->observer(path, status,
+                      read ? std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived_).count() : 0);
   }
 
  private:
+  // Header text from our own values: a CR or LF would split the header, so they become spaces.
+  static std::string HeaderValue(std::string_view v) {
+    std::string out(v);
+    for (char& c : out) {
+      if (c == '\r' || c == '\n') c = ' ';
+    }
+    return out;
+  }
+
+  void Queue(std::string bytes) {
+    if (broken_) return;
+    backlog_ += bytes.size();
+    pending_.push_back(std::move(bytes));
+    if (!writing_) Pump();
+  }
+
+  void Pump() {
+    if (pending_.empty()) {
+      writing_ = false;
+      if (ending_) FinishStream();
+      return;
+    }
+    writing_ = true;
+    batch_.clear();
+    std::swap(batch_, pending_);
+    buffers_.clear();
+    for (const auto& b : batch_) buffers_.emplace_back(b.data(), b.size());
+    stream_.expires_after(server_->options.write_timeout);
+    net::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->backlog_ -= std::min(self->backlog_, n);
+      if (ec) {
+        self->broken_ = true;
+        self->pending_.clear();
+        self->backlog_ = 0;
+      }
+      self->Pump();
+    });
+  }
+
+  void FinishStream() {
+    ending_ = false;
+    Observe(end_path_, stream_status_);
+    server_->in_flight.fetch_sub(1);
+    if (broken_ || !keep_alive_ || server_->stopping) return Close();
+    ReadHeader();
+  }
+
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
@@ -194,7 +275,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // the close does not reset the connection before the client has read the answer.
   void Reject(int status, const std::string& message, const char* code) {
     keep_alive_ = false;
-    DoSend(ErrorResponse(status, message, "invalid_request_error", code), "(unread)", true);
+    Send(ErrorResponse(status, message, "invalid_request_error", code), "(unread)");
   }
 
   void OnRead(beast::error_code ec) {
@@ -209,39 +290,16 @@ class Session : public std::enable_shared_from_this<Session> {
     r.arrived = arrived_ = std::chrono::steady_clock::now();
     const std::string path = r.target.substr(0, r.target.find('?'));
     server_->in_flight.fetch_add(1);
-    auto exchange = std::make_shared<Exchange>(shared_from_this(), path);
+    broken_ = false;
+    backlog_ = 0;
+    ++seq;
+    answered = streaming = false;
+    auto exchange = std::make_shared<Exchange>(shared_from_this(), path, seq);
     try {
       server_->handler(std::move(r), exchange);
     } catch (...) {
       exchange->Respond(ErrorResponse(500, "internal error", "server_error", "internal_error"));
     }
-  }
-
-  // Builds the response and reports it to the observer.
-  std::shared_ptr<http::response<http::string_body>> MakeResponse(HttpResponse r, const std::string& path, bool close) {
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
-    res->set(http::field::server, "baton");
-    res->set(http::field::content_type, r.content_type);
-    for (const auto& [k, v] : r.headers) res->set(k, v);
-    res->body() = std::move(r.body);
-    res->keep_alive(!close && !server_->stopping);
-    res->prepare_payload();
-    if (server_->observer) {
-      const bool read = path != "(unread)";
-      server_->observer(path, r.status,
-                        read ? std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived_).count() : 0);
-    }
-    return res;
-  }
-
-  void DoSend(HttpResponse r, const std::string& path, bool close) {
-    auto res = MakeResponse(std::move(r), path, close);
-    stream_.expires_after(std::chrono::seconds(30));
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
-      if (ec) return self->Close();
-      if (!res->keep_alive()) return self->Drain();
-      self->ReadHeader();
-    });
   }
 
   // Half-closes, then reads and discards until the client closes (bounded by bytes and time).
@@ -264,81 +322,106 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  net::io_context& loop_;
   HttpServer::Impl* server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::chrono::steady_clock::time_point arrived_;
+  bool keep_alive_ = true;
+  // Streaming.
+  std::vector<std::string> pending_, batch_;
+  std::vector<net::const_buffer> buffers_;
+  size_t backlog_ = 0;  // bytes queued and not yet written
+  bool writing_ = false, ending_ = false;
+  std::atomic<bool> broken_{false};  // written on the loop; read from anywhere by stream_broken()
+  int stream_status_ = 0;
+  std::string end_path_;
+  // Draining before a close.
   std::vector<char> drain_buf_;
   size_t drained_ = 0;
-  bool keep_alive_ = true;
-  std::chrono::steady_clock::time_point arrived_;
 };
 
+template <typename F>
+void Exchange::OnLoop(F&& f) {
+  if (session_->server().stopped) return;
+  auto run = [session = session_, seq = seq_, f = std::forward<F>(f)]() mutable {
+    if (session->seq == seq) f(*session);
+  };
+  net::io_context& loop = session_->loop();
+  if (loop.get_executor().running_in_this_thread()) {
+    run();
+  } else {
+    net::post(loop, std::move(run));
+  }
+}
+
 Exchange::~Exchange() {
-  if (!answered_) Respond(ErrorResponse(500, "the request was not answered", "server_error", "internal_error"));
-  if (streaming_) EndStream();
+  // The last reference may go on any thread; the cleanup runs on the loop (and keeps the session alive until then).
+  OnLoop([path = path_](Session& s) {
+    if (!s.answered) {
+      s.answered = true;
+      s.server().in_flight.fetch_sub(1);
+      s.Send(ErrorResponse(500, "the request was not answered", "server_error", "internal_error"), path);
+    } else if (s.streaming) {
+      s.streaming = false;
+      s.EndStream(path);
+    }
+  });
+}
+
+net::io_context& Exchange::loop() {
+  return session_->loop();
 }
 
 void Exchange::Respond(HttpResponse response) {
-  if (answered_) return;
-  answered_ = true;
-  session_->server().in_flight.fetch_sub(1);
-  session_->Send(std::move(response), path_);
+  OnLoop([path = path_, response = std::move(response)](Session& s) mutable {
+    if (s.answered) return;
+    s.answered = true;
+    s.server().in_flight.fetch_sub(1);
+    s.Send(std::move(response), path);
+  });
 }
 
-bool Exchange::BeginStream(int status, std::string_view content_type, const Headers& headers) {
-  if (answered_) return false;
-  answered_ = streaming_ = true;
-  status_ = status;
-  http::response<http::empty_body> res{static_cast<http::status>(status), 11};
-  res.set(http::field::server, "baton");
-  res.set(http::field::content_type, content_type);
-  res.set(http::field::cache_control, "no-cache");
-  for (const auto& [k, v] : headers) res.set(k, v);
-  res.keep_alive(session_->keep_alive());
-  res.chunked(true);
-  http::response_serializer<http::empty_body> sr{res};
-  beast::error_code ec;
-  http::write_header(session_->stream().socket(), sr, ec);
-  stream_ok_ = !ec;
-  return stream_ok_;
+void Exchange::BeginStream(int status, std::string_view content_type, const Headers& headers) {
+  OnLoop([status, ct = std::string(content_type), headers](Session& s) {
+    if (s.answered) return;
+    s.answered = s.streaming = true;
+    s.BeginStream(status, ct, headers);
+  });
 }
 
 bool Exchange::WriteStream(std::string_view data) {
-  if (!streaming_ || !stream_ok_) return false;
-  if (data.empty()) return true;
-  beast::error_code ec;
-  net::write(session_->stream().socket(), http::make_chunk(net::const_buffer(data.data(), data.size())), ec);
-  stream_ok_ = !ec;
-  return stream_ok_;
+  if (session_->loop().get_executor().running_in_this_thread()) {
+    return !session_->server().stopped && session_->seq == seq_ && session_->streaming && session_->WriteStream(data);
+  }
+  OnLoop([d = std::string(data)](Session& s) {
+    if (s.streaming) s.WriteStream(d);
+  });
+  return !session_->stream_broken();
 }
 
 void Exchange::EndStream() {
-  if (!streaming_) return;
-  streaming_ = false;
-  if (stream_ok_) {
-    beast::error_code ec;
-    net::write(session_->stream().socket(), http::make_chunk_last(), ec);
-    stream_ok_ = !ec;
-  }
-  auto& server = session_->server();
-  if (server.observer) {
-    server.observer(path_, status_,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - session_->arrived()).count());
-  }
-  server.in_flight.fetch_sub(1);
-  session_->AfterStream(stream_ok_);
+  OnLoop([path = path_](Session& s) {
+    if (!s.streaming) return;
+    s.streaming = false;
+    s.EndStream(path);
+  });
 }
 
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(net::make_strand(ioc), [self = this](beast::error_code ec, tcp::socket socket) {
-    if (self->stopping) return;
+  net::io_context& target = *loops[next_loop++ % loops.size()];
+  acceptor->async_accept(target, [this, &target](beast::error_code ec, tcp::socket socket) {
+    if (stopping) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), self)->Start();
+      // Constructed on its own loop: the session's handlers all run there.
+      net::post(target, [this, &target, socket = std::move(socket)]() mutable {
+        std::make_shared<Session>(std::move(socket), target, this)->Start();
+      });
     }
-    self->Accept();
+    Accept();
   });
 }
 
@@ -348,26 +431,29 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions&
   impl->options = options;
   impl->handler = std::move(handler);
   impl->observer = std::move(observer);
+  const int n = std::max(1, options.io_threads);
+  for (int i = 0; i < n; ++i) {
+    impl->loops.push_back(std::make_unique<net::io_context>(1));  // concurrency hint: one thread per loop
+    impl->work.push_back(net::make_work_guard(*impl->loops.back()));
+  }
+  impl->acceptor.emplace(*impl->loops.front());
+  tcp::acceptor& acceptor = *impl->acceptor;
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);
   if (ec) return Status::InvalidArgument("listen address '" + options.host + "': " + ec.message());
   const tcp::endpoint endpoint{address, options.port};
-  impl->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor.bind(endpoint, ec);
-  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status::IoError("cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
                            ec.message());
   }
-  impl->port = impl->acceptor.local_endpoint().port();
-  impl->work.emplace(net::make_work_guard(impl->ioc));
+  impl->port = acceptor.local_endpoint().port();
   impl->Accept();
-  for (int i = 0; i < std::max(1, options.io_threads); ++i) {
-    impl->threads.emplace_back([raw = impl.get()] {
-      t_event_loop_thread = true;
-      raw->ioc.run();
-    });
+  for (auto& loop : impl->loops) {
+    impl->threads.emplace_back([raw = loop.get()] { raw->run(); });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -386,12 +472,12 @@ int64_t HttpServer::in_flight() const {
 }
 
 void HttpServer::Shutdown(std::chrono::milliseconds grace) {
-  if (impl_->stopped) return;
-  impl_->stopped = true;
+  if (impl_->shut_down) return;
+  impl_->shut_down = true;
   impl_->stopping = true;
-  net::post(impl_->acceptor.get_executor(), [impl = impl_.get()] {
+  net::post(*impl_->loops.front(), [impl = impl_.get()] {
     beast::error_code ec;
-    impl->acceptor.close(ec);
+    impl->acceptor->close(ec);
   });
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -399,10 +485,11 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
   }
   // Give responses just handed over a moment to be written.
   if (grace.count() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  impl_->work.reset();
-  impl_->ioc.stop();
+  impl_->work.clear();
+  for (auto& loop : impl_->loops) loop->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  impl_->stopped = true;
 }
 
 }  // namespace baton::gateway

@@ -1,13 +1,17 @@
-// A small asynchronous HTTP/1.1 server (Boost.Beast over Asio): a few event-loop threads serve every connection,
-// so idle keep-alive connections cost a socket and a buffer, not a thread.
+// A small asynchronous HTTP/1.1 server (Boost.Beast over Asio) built for one thing: answering each request on the
+// thread that read it. It runs `io_threads` event loops, each an io_context driven by exactly one thread; every
+// accepted connection is handed to one loop (round robin) and lives there. Idle keep-alive connections cost a socket
+// and a buffer, not a thread.
 //
 // The server reads a request (refusing bodies over max_body_bytes with 413 and malformed requests with 400, both as
-// OpenAI-shaped JSON errors), hands it to the handler on an event-loop thread and writes whatever the handler sends
-// back through its HttpExchange. A handler must not block: it answers at once or posts the work elsewhere.
+// OpenAI-shaped JSON errors), hands it to the handler on the connection's loop thread and writes whatever the handler
+// sends back through its HttpExchange. A handler must not block: it answers at once or starts asynchronous work on
+// exchange->loop() (which is how the gateway calls upstream experts without ever changing thread).
 //
-// Lifetime: every HttpExchange must be released before the HttpServer is destroyed (join the threads that hold them).
-// Thread-safety: Start/Shutdown from one controlling thread. An HttpExchange may be used from any one thread at a
-// time; its streaming methods block and belong on a worker thread.
+// Lifetime: Shutdown() stops the loops; exchanges still held afterwards (in queued handlers, on other threads) become
+// inert. Every thread that may still call into an exchange must be joined before the HttpServer is destroyed.
+// Thread-safety: Start/Shutdown from one controlling thread. HttpExchange methods may be called from any thread; they
+// run at once on the connection's loop thread and are posted there from anywhere else.
 #pragma once
 
 #include <atomic>
@@ -21,6 +25,10 @@
 #include <vector>
 
 #include "baton/status.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace baton::gateway {
 
@@ -48,16 +56,19 @@ HttpResponse MakeHttpResponse(int status, std::string body, std::string content_
 HttpResponse ErrorResponse(int status, std::string_view message, std::string_view type, std::string_view code);
 
 // One request's way back to its client: either Respond() once, or BeginStream(), WriteStream()*, EndStream().
-// Dropping the last reference without answering sends a 500 error, so a client is never left without a response.
+// Writes are asynchronous and queued in order. Dropping the last reference without answering sends a 500 error (and
+// ends an unfinished stream), so a client is never left without a response.
 class HttpExchange {
  public:
   virtual ~HttpExchange() = default;
-  // Sends the whole response (asynchronously; returns at once). Any thread.
+  // The event loop (single thread) the connection lives on: where asynchronous work for this request should run.
+  virtual boost::asio::io_context& loop() = 0;
+  // Sends the whole response.
   virtual void Respond(HttpResponse response) = 0;
-  // Sends the status line and headers of a chunked response. Blocks; call from a worker thread. false when the
-  // client has gone.
-  virtual bool BeginStream(int status, std::string_view content_type, const Headers& headers) = 0;
-  // Sends one chunk. Blocks. false when the client has gone.
+  // Sends the status line and headers of a chunked response.
+  virtual void BeginStream(int status, std::string_view content_type, const Headers& headers) = 0;
+  // Queues one chunk. false when the client has gone, or reads so slowly that more than max_stream_backlog bytes are
+  // waiting: the caller should stop producing (the connection is then closed after EndStream).
   virtual bool WriteStream(std::string_view data) = 0;
   // Ends the chunked response; the connection then serves its next request.
   virtual void EndStream() = 0;
@@ -69,10 +80,12 @@ using HttpObserver = std::function<void(const std::string& path, int status, dou
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 0;  // 0 = any free port (see HttpServer::port())
-  int io_threads = 2;
+  uint16_t port = 0;   // 0 = any free port (see HttpServer::port())
+  int io_threads = 2;  // event loops, one thread each
   int64_t max_body_bytes = 1 << 20;
-  std::chrono::seconds idle_timeout{60};  // a keep-alive connection idle this long is closed
+  std::chrono::seconds idle_timeout{60};   // a keep-alive connection idle this long is closed
+  std::chrono::seconds write_timeout{30};  // a client that takes longer than this to accept a write is dropped
+  size_t max_stream_backlog = 4 << 20;     // streamed bytes queued for a slow client before WriteStream says stop
 };
 
 class HttpServer {
@@ -85,7 +98,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const;
-  // Stops accepting, waits up to `grace` for requests being handled, then stops the event loop and joins it.
+  // Stops accepting, waits up to `grace` for requests being handled, then stops the event loops and joins them.
   void Shutdown(std::chrono::milliseconds grace);
   // Requests handed to the handler and not yet answered.
   int64_t in_flight() const;

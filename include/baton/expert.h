@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <condition_variable>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -73,7 +74,8 @@ struct ChatResult {
 // Receives streamed content as it arrives. Return false to cancel the call.
 using StreamSink = std::function<bool(std::string_view delta)>;
 
-// The result of an asynchronous call, delivered exactly once.
+// The result of an asynchronous call, delivered exactly once, unless the loop's io_context is destroyed first: calls
+// still in flight are then dropped, their handler and sink destroyed without being called.
 using CompletionHandler = std::function<void(StatusOr<ChatResult>)>;
 
 // Where an asynchronous call runs. Neither is owned; both must outlive every call started with them.
@@ -159,12 +161,14 @@ struct ExpertMeter {
   Snapshot Read() const;
 };
 
-// Counts calls, errors, tokens, cost and latency into a shared ExpertMeter.
+// Counts calls, errors, tokens, cost and latency into a shared ExpertMeter. An asynchronous call is in flight from
+// CompleteAsync until its completion handler runs, and its latency is measured between the two.
 class MeteredExpert : public ExpertBackend {
  public:
   MeteredExpert(std::unique_ptr<ExpertBackend> inner, std::shared_ptr<ExpertMeter> meter);
   const std::string& name() const override { return inner_->name(); }
   StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) override;
+  void CompleteAsync(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done) override;
   const std::shared_ptr<ExpertMeter>& meter() const { return meter_; }
 
  private:
@@ -174,19 +178,45 @@ class MeteredExpert : public ExpertBackend {
 
 // Lets at most `max_in_flight` calls into the wrapped backend at once; a caller waits for a slot up to its request's
 // timeout (the time waited is taken off the timeout passed on), then gets ResourceExhausted.
+//
+// Complete and CompleteAsync share one count of slots, from any number of threads and event loops at once. Callers
+// that find no free slot queue in one FIFO, whichever API they came through: a blocked Complete waits on a condition
+// variable, a CompleteAsync leaves a waiter that remembers its loop and waits there on a timer. A slot that frees up
+// (on whatever thread the call ended) is handed to the oldest waiter rather than put back to be contended for: a
+// blocked caller is woken, an asynchronous one has its call started on its own loop. A new caller takes a free slot
+// only when nobody waits, so neither kind starves the other. Whichever comes first of the hand-over and the waiter's
+// timeout wins, under the lock: a timed-out waiter leaves the queue without a slot, a served one ignores its timer.
+// An asynchronous waiter's loop must keep running until the call completes (see AsyncContext).
 class ConcurrencyLimitedExpert : public ExpertBackend {
  public:
   ConcurrencyLimitedExpert(std::unique_ptr<ExpertBackend> inner, int max_in_flight);
   const std::string& name() const override { return inner_->name(); }
   StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) override;
+  void CompleteAsync(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done) override;
+  // Slots taken: calls in the wrapped backend, plus calls handed a slot whose loop has not started them yet.
   int in_flight() const;
+  // Callers (blocked or asynchronous) queued for a slot.
+  int waiting() const;
 
  private:
+  struct Waiter;  // one queued caller; defined in wrappers.cc
+
+  // Gives a slot back: to the oldest waiter when there is one, else to the free count.
+  void Release();
+  // Runs an asynchronous call in a slot already taken, with the time left until `deadline`; releases the slot when
+  // the call completes.
+  void RunInSlot(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done,
+                 std::chrono::steady_clock::time_point deadline);
+  // On the waiter's loop: its timer fired (or was cancelled); fails the call unless a slot was handed over first.
+  void OnWaitTimer(const std::shared_ptr<Waiter>& w);
+  // On the waiter's loop: a slot was handed over; starts the call.
+  void StartHandedOver(const std::shared_ptr<Waiter>& w);
+
   std::unique_ptr<ExpertBackend> inner_;
   const int max_in_flight_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  int in_flight_ = 0;  // guarded by mu_
+  int in_flight_ = 0;                           // guarded by mu_
+  std::list<std::shared_ptr<Waiter>> waiters_;  // guarded by mu_; oldest first; non-empty only when all slots are taken
 };
 
 struct RetryPolicy {
@@ -198,12 +228,14 @@ struct RetryPolicy {
 // Retries Unavailable and ResourceExhausted errors with exponential backoff and full jitter (each wait is uniform in
 // [0, min(max_backoff, initial_backoff * 2^attempt)]), within the request's overall timeout: every attempt gets the
 // time that is left, and no retry starts when the wait would pass the deadline. Once a streaming attempt has
-// delivered content to the sink it is never retried.
+// delivered content to the sink it is never retried. CompleteAsync follows the same policy and waits between attempts
+// on a timer of ctx.loop, so a retrying call never blocks a thread.
 class RetryingExpert : public ExpertBackend {
  public:
   RetryingExpert(std::unique_ptr<ExpertBackend> inner, RetryPolicy policy);
   const std::string& name() const override { return inner_->name(); }
   StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink = nullptr) override;
+  void CompleteAsync(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done) override;
 
  private:
   std::unique_ptr<ExpertBackend> inner_;

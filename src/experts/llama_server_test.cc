@@ -24,6 +24,7 @@
 #include "baton/expert.h"
 #include "experts/backends.h"
 #include "experts/llama_server_process.h"
+#include "experts/loop_thread.h"
 
 namespace baton {
 namespace {
@@ -129,6 +130,42 @@ TEST_F(LlamaServerTest, StreamingDeliversSeveralDeltasThatAddUpToTheContent) {
   EXPECT_GT(r->usage.completion_tokens, 0);
   EXPECT_LE(r->usage.completion_tokens, 24);
   EXPECT_GT(r->cost_usd, 0);
+}
+
+// CompleteAsync of the openai backend itself (MakeOpenAiExpert, no wrappers) on one event loop.
+TEST_F(LlamaServerTest, AsyncCompletionOnOneLoop) {
+  auto e = experts::MakeOpenAiExpert(OpenAiConfig(*(*servers_)[0], "tiny"));
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  testing::LoopThread loop;
+  for (int64_t max_tokens : {16, 3}) {
+    StatusOr<ChatResult> r = testing::RunAsync(**e, loop, Ask(max_tokens));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_GT(r->usage.prompt_tokens, 0);
+    EXPECT_GT(r->usage.completion_tokens, 0);
+    EXPECT_LE(r->usage.completion_tokens, max_tokens);
+    EXPECT_NEAR(r->cost_usd, (r->usage.prompt_tokens * 1.5 + r->usage.completion_tokens * 6.0) / 1e6, 1e-12);
+    EXPECT_GT(r->latency_ms, 0);
+  }
+}
+
+TEST_F(LlamaServerTest, AsyncStreamingOnOneLoop) {
+  auto e = experts::MakeOpenAiExpert(OpenAiConfig(*(*servers_)[1], "tiny"));
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  testing::LoopThread loop;
+  std::vector<std::string> deltas;
+  StatusOr<ChatResult> r = testing::RunAsync(**e, loop, Ask(24), [&](std::string_view d) {
+    deltas.emplace_back(d);
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(deltas.size(), 3u);
+  std::string joined;
+  for (const auto& d : deltas) joined += d;
+  EXPECT_EQ(joined, r->content);
+  EXPECT_GT(r->usage.prompt_tokens, 0);
+  EXPECT_GT(r->usage.completion_tokens, 0);
+  EXPECT_LE(r->usage.completion_tokens, 24);
+  EXPECT_NEAR(r->cost_usd, (r->usage.prompt_tokens * 1.5 + r->usage.completion_tokens * 6.0) / 1e6, 1e-12);
 }
 
 TEST_F(LlamaServerTest, InProcessLlamaCppOnTheSameGguf) {

@@ -4,15 +4,19 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include "experts/backends.h"
+#include "experts/curl_loop.h"
 
 namespace baton::experts {
 namespace {
@@ -146,23 +150,34 @@ class SseParser {
   bool got_finish_ = false;
 };
 
-// One call's state, shared with libcurl's write callback.
-struct Transfer {
-  CURL* curl = nullptr;
-  bool streaming = false;
+// One call's state: what it sends, and what libcurl's write callback collects. Shared by the blocking and the
+// asynchronous paths, which differ only in how the transfer is performed.
+struct Call {
+  explicit Call(const StreamSink* sink) : streaming(sink != nullptr && *sink), sse(sink, &result) {}
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+  ~Call() { curl_slist_free_all(headers); }
+
+  const bool streaming;
+  std::string payload;
+  curl_slist* headers = nullptr;  // holds the API key
+  std::chrono::milliseconds timeout{0};
+  CURL* curl = nullptr;  // the handle performing it
+  Clock::time_point start;
+  ChatResult result;
+  SseParser sse;
   std::string body;  // the whole body (plain) or the error body (streaming with a non-200 status)
-  SseParser* sse = nullptr;
   bool cancelled = false;
 };
 
 size_t WriteCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
-  auto* t = static_cast<Transfer*>(userdata);
+  auto* t = static_cast<Call*>(userdata);
   const size_t n = size * nmemb;
   if (t->streaming) {
     long code = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code == 200) {
-      if (!t->sse->Feed(ptr, n)) {
+      if (!t->sse.Feed(ptr, n)) {
         t->cancelled = true;
         return 0;  // aborts the transfer with CURLE_WRITE_ERROR
       }
@@ -173,8 +188,9 @@ size_t WriteCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
   return n;
 }
 
-// An OpenAI-compatible chat completions client. Thread-safety: safe for concurrent calls; each call takes an easy
-// handle from a mutex-guarded pool (so its connection is reused by later calls) and returns it afterwards.
+// An OpenAI-compatible chat completions client. Thread-safety: safe for concurrent calls. A blocking call takes an
+// easy handle from a mutex-guarded pool (so its connection is reused by later calls) and returns it afterwards; an
+// asynchronous call runs on the CurlLoop of the caller's loop, which pools handles and connections per loop.
 class OpenAiExpert : public ExpertBackend {
  public:
   OpenAiExpert(ExpertConfig config, std::string api_key) : config_(std::move(config)), api_key_(std::move(api_key)) {
@@ -191,74 +207,112 @@ class OpenAiExpert : public ExpertBackend {
   const std::string& name() const override { return config_.name; }
 
   StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink) override {
-    const bool streaming = sink != nullptr && *sink;
-    std::string payload;
-    try {
-      payload = BuildBody(request, streaming).dump();
-    } catch (const json::exception& e) {
-      return Status::InvalidArgument(fmt::format("expert '{}': cannot encode the request: {}", config_.name, e.what()));
-    }
-    const std::chrono::milliseconds timeout = CallTimeout(config_, request);
-    if (timeout.count() <= 0) return Status::DeadlineExceeded(fmt::format("expert '{}': no time left", config_.name));
-
+    Call call(sink);
+    BATON_RETURN_IF_ERROR(Prepare(request, &call));
     CURL* curl = Acquire();
     if (curl == nullptr) return Status::Internal("curl_easy_init failed");
-    ChatResult result;
-    SseParser sse(sink, &result);
-    Transfer t;
-    t.curl = curl;
-    t.streaming = streaming;
-    t.sse = &sse;
-
-    curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, streaming ? "Accept: text/event-stream" : "Accept: application/json");
-    std::string auth;
-    if (!api_key_.empty()) {
-      auth = "Authorization: Bearer " + api_key_;
-      headers = curl_slist_append(headers, auth.c_str());
-    }
-    curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteCallback);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<int64_t>(timeout.count(), 10'000)));
-    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-
-    const auto start = Clock::now();
+    Configure(curl, &call);
     const CURLcode rc = curl_easy_perform(curl);
-    result.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    long http = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http);
-    curl_slist_free_all(headers);
-    // Wipe the key from the handle's options before it goes back to the pool.
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, nullptr);
+    StatusOr<ChatResult> result = Finish(curl, rc, &call);
     Release(curl, rc == CURLE_OK);
-
-    BATON_RETURN_IF_ERROR(MapTransport(rc, t, timeout));
-    BATON_RETURN_IF_ERROR(MapHttp(http, t.body));
-    if (streaming) {
-      if (!sse.Finish()) return Status::FailedPrecondition(fmt::format("expert '{}': cancelled by the sink", name()));
-      if (!sse.error().empty()) {
-        return Status::Unavailable(fmt::format("expert '{}' failed mid-stream: {}", name(), sse.error()));
-      }
-      if (!sse.done() && !sse.got_finish()) {
-        return Status::Unavailable(fmt::format("expert '{}': the stream ended before [DONE]", name()));
-      }
-    } else {
-      BATON_RETURN_IF_ERROR(ParseCompletion(t.body, &result));
-    }
-    result.cost_usd = CostFromPrices(config_, result.usage);
     return result;
   }
 
+  // The whole call runs on ctx.loop: libcurl's multi interface there, the sink fed as bytes arrive. A call still in
+  // flight when that io_context is destroyed is dropped: `done` and the sink are destroyed uncalled.
+  void CompleteAsync(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done) override {
+    if (ctx.loop == nullptr) return;  // nowhere to deliver a result: a caller bug, nothing to answer
+    auto call = std::make_unique<AsyncCall>(*this, std::move(sink), std::move(done));
+    if (Status s = Prepare(request, &call->call); !s.ok()) {
+      boost::asio::post(*ctx.loop, [call = std::move(call), s = std::move(s)] { call->done(s); });
+      return;
+    }
+    boost::asio::use_service<CurlLoop>(*ctx.loop).Start(std::move(call));
+  }
+
  private:
+  // A call handed to a CurlLoop. When the loop's io_context is destroyed first, it is destroyed with `done` uncalled.
+  struct AsyncCall : CurlLoop::Transfer {
+    AsyncCall(const OpenAiExpert& e, StreamSink s, CompletionHandler d)
+        : expert(e), sink(std::move(s)), done(std::move(d)), call(&sink) {}
+    void Configure(CURL* easy) override { expert.Configure(easy, &call); }
+    void Finish(CURL* easy, CURLcode rc) override { done(expert.Finish(easy, rc, &call)); }
+
+    const OpenAiExpert& expert;
+    StreamSink sink;
+    CompletionHandler done;
+    Call call;
+  };
+
+  // Everything the call sends (body, headers), before it has a handle.
+  Status Prepare(const ChatRequest& request, Call* call) const {
+    try {
+      call->payload = BuildBody(request, call->streaming).dump();
+    } catch (const json::exception& e) {
+      return Status::InvalidArgument(fmt::format("expert '{}': cannot encode the request: {}", config_.name, e.what()));
+    }
+    call->timeout = CallTimeout(config_, request);
+    if (call->timeout.count() <= 0) {
+      return Status::DeadlineExceeded(fmt::format("expert '{}': no time left", config_.name));
+    }
+    call->headers = curl_slist_append(call->headers, "Content-Type: application/json");
+    call->headers =
+        curl_slist_append(call->headers, call->streaming ? "Accept: text/event-stream" : "Accept: application/json");
+    call->headers = curl_slist_append(call->headers, "Expect:");  // never wait for "100 Continue" on a large body
+    if (!api_key_.empty()) {
+      const std::string auth = "Authorization: Bearer " + api_key_;
+      call->headers = curl_slist_append(call->headers, auth.c_str());
+    }
+    return Status::Ok();
+  }
+
+  // Sets every option the call relies on (handles come from pools, with earlier calls' options) and starts its clock.
+  void Configure(CURL* curl, Call* call) const {
+    call->curl = curl;
+    curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, call->payload.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call->payload.size()));
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, call->headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteCallback);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(call->timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min<int64_t>(call->timeout.count(), 10'000)));
+    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    call->start = Clock::now();
+  }
+
+  // The call's result from libcurl's `rc`. First wipes the options that point into `call` (the body; the headers,
+  // which hold the key) from `curl`, which goes back to a pool; nullptr when the transfer never started.
+  StatusOr<ChatResult> Finish(CURL* curl, CURLcode rc, Call* call) const {
+    call->result.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - call->start).count();
+    long http = 0;
+    if (curl != nullptr) {
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http);
+      curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, nullptr);
+    }
+    BATON_RETURN_IF_ERROR(MapTransport(rc, *call));
+    BATON_RETURN_IF_ERROR(MapHttp(http, call->body));
+    if (call->streaming) {
+      if (!call->sse.Finish()) {
+        return Status::FailedPrecondition(fmt::format("expert '{}': cancelled by the sink", name()));
+      }
+      if (!call->sse.error().empty()) {
+        return Status::Unavailable(fmt::format("expert '{}' failed mid-stream: {}", name(), call->sse.error()));
+      }
+      if (!call->sse.done() && !call->sse.got_finish()) {
+        return Status::Unavailable(fmt::format("expert '{}': the stream ended before [DONE]", name()));
+      }
+    } else {
+      BATON_RETURN_IF_ERROR(ParseCompletion(call->body, &call->result));
+    }
+    call->result.cost_usd = CostFromPrices(config_, call->result.usage);
+    return std::move(call->result);
+  }
+
   json BuildBody(const ChatRequest& request, bool streaming) const {
     json body = request.extra.is_object() ? request.extra : json::object();
     body["model"] = model_;
@@ -276,13 +330,16 @@ class OpenAiExpert : public ExpertBackend {
     return body;
   }
 
-  Status MapTransport(CURLcode rc, const Transfer& t, std::chrono::milliseconds timeout) const {
+  Status MapTransport(CURLcode rc, const Call& call) const {
     if (rc == CURLE_OK) return Status::Ok();
-    if (t.cancelled) return Status::FailedPrecondition(fmt::format("expert '{}': cancelled by the sink", name()));
+    if (call.cancelled) return Status::FailedPrecondition(fmt::format("expert '{}': cancelled by the sink", name()));
     const std::string what = fmt::format("expert '{}' at {}: {}", name(), url_, curl_easy_strerror(rc));
     switch (rc) {
       case CURLE_OPERATION_TIMEDOUT:
-        return Status::DeadlineExceeded(fmt::format("{} (timeout {} ms)", what, timeout.count()));
+        return Status::DeadlineExceeded(fmt::format("{} (timeout {} ms)", what, call.timeout.count()));
+      case CURLE_OUT_OF_MEMORY:
+      case CURLE_FAILED_INIT:
+        return Status::Internal(what);
       case CURLE_URL_MALFORMAT:
       case CURLE_UNSUPPORTED_PROTOCOL:
         return Status::InvalidArgument(what);

@@ -1,4 +1,5 @@
-// The openai backend against a minimal loopback HTTP responder written here (scripted status codes, SSE, stalls).
+// The openai backend, blocking and asynchronous, against a minimal loopback HTTP responder written here (scripted
+// status codes, SSE, stalls).
 // Tests build configs with designated initializers that leave most fields at their defaults.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -11,16 +12,22 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include "baton/expert.h"
 #include "experts/backends.h"
+#include "experts/loop_thread.h"
 
 namespace baton {
 namespace {
@@ -48,6 +55,28 @@ std::string Completion(const std::string& content, int in, int out) {
       .dump();
 }
 
+// One server-sent event carrying `json`, and one carrying a content delta.
+std::string Event(const std::string& json) {
+  return "data: " + json + "\n\n";
+}
+std::string DeltaEvent(const std::string& content) {
+  return Event(nlohmann::json{{"choices", {{{"delta", {{"content", content}}}, {"finish_reason", nullptr}}}}}.dump());
+}
+
+// "Hello, world" in three deltas 30 ms apart, then the finish reason and the usage (12 in, 3 out), the latter split
+// across two writes.
+Reply HelloWorldStream() {
+  Reply r;
+  r.pieces.push_back("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+  for (const char* d : {"Hel", "lo, ", "world"}) r.pieces.push_back(DeltaEvent(d));
+  r.pieces.push_back(Event(R"({"choices":[{"delta":{},"finish_reason":"stop"}]})"));
+  r.pieces.push_back(R"(data: {"choices":[],"usage":{"prompt_tokens":12,)");
+  r.pieces.push_back(" \"completion_tokens\":3}}\r\n\r\ndata: [DONE]\n\n");
+  r.pause = milliseconds(30);
+  r.close = true;
+  return r;
+}
+
 // A loopback HTTP/1.1 server with keep-alive: answers the i-th request with handler(i, request).
 class Responder {
  public:
@@ -62,7 +91,7 @@ class Responder {
     socklen_t len = sizeof a;
     getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
-    listen(fd_, 16);
+    listen(fd_, 256);  // room for a burst of concurrent connects
     acceptor_ = std::thread([this] { Accept(); });
   }
   ~Responder() {
@@ -116,7 +145,8 @@ class Responder {
       Reply reply = handler_(requests_++, request);
       for (size_t i = 0; i < reply.pieces.size(); ++i) {
         if (i > 0) std::this_thread::sleep_for(reply.pause);
-        if (write(c, reply.pieces[i].data(), reply.pieces[i].size()) < 0) break;
+        // MSG_NOSIGNAL: a client that gave up (timeout, cancel) makes this fail rather than raise SIGPIPE.
+        if (send(c, reply.pieces[i].data(), reply.pieces[i].size(), MSG_NOSIGNAL) < 0) break;
       }
       if (reply.close) break;
     }
@@ -219,22 +249,7 @@ TEST(OpenAiExpertTest, SendsTheKeyAsBearerAndNeverInErrors) {
 }
 
 TEST(OpenAiExpertTest, StreamsDeltasAsTheyArriveAndReadsUsageFromTheLastChunk) {
-  auto chunk = [](const std::string& json) { return "data: " + json + "\n\n"; };
-  Responder server([&](int, const std::string&) {
-    Reply r;
-    r.pieces.push_back("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
-    for (const char* d : {"Hel", "lo, ", "world"}) {
-      r.pieces.push_back(
-          chunk(nlohmann::json{{"choices", {{{"delta", {{"content", d}}}, {"finish_reason", nullptr}}}}}.dump()));
-    }
-    r.pieces.push_back(chunk(R"({"choices":[{"delta":{},"finish_reason":"stop"}]})"));
-    // An event split across two writes.
-    r.pieces.push_back(R"(data: {"choices":[],"usage":{"prompt_tokens":12,)");
-    r.pieces.push_back(" \"completion_tokens\":3}}\r\n\r\ndata: [DONE]\n\n");
-    r.pause = milliseconds(30);
-    r.close = true;
-    return r;
-  });
+  Responder server([](int, const std::string&) { return HelloWorldStream(); });
   auto e = Make(Config(server));
   std::vector<std::string> deltas;
   std::vector<std::chrono::steady_clock::time_point> when;
@@ -307,6 +322,339 @@ TEST(OpenAiExpertTest, MakeExpertRetries5xxAndMeters) {
   EXPECT_EQ(s.calls, 3);  // the meter sees every attempt
   EXPECT_EQ(s.errors, 2);
   EXPECT_EQ(s.prompt_tokens, 5);
+}
+
+TEST(OpenAiExpertTest, LargeBodiesAreSentWithoutWaitingForContinue) {
+  Responder server([](int, const std::string&) { return Http(200, Completion("ok", 1, 1)); });
+  auto e = Make(Config(server));
+  ChatRequest big = Req();
+  big.messages.push_back({"user", std::string(2 << 20, 'a')});
+  testing::LoopThread loop;
+  for (bool async : {false, true}) {
+    const auto start = std::chrono::steady_clock::now();
+    StatusOr<ChatResult> r = async ? testing::RunAsync(*e, loop, big) : e->Complete(big);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    // Asked to, libcurl would wait a second for a "100 Continue" that this server never sends.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(700)) << (async ? "async" : "blocking");
+    const std::string req = server.last_request();
+    EXPECT_EQ(req.substr(0, req.find("\r\n\r\n")).find("Expect:"), std::string::npos);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// CompleteAsync: the whole call on the caller's loop (a testing::LoopThread), no other thread involved. RunAsync also
+// checks that the sink and the handler run on the loop's thread and that the handler never runs inside CompleteAsync.
+
+using testing::LoopThread;
+using testing::RunAsync;
+
+TEST(OpenAiExpertAsyncTest, CompletionOnTheLoopReusesOneConnection) {
+  Responder server([](int, const std::string&) { return Http(200, Completion("four", 1000, 100)); });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  for (int i = 0; i < 5; ++i) {
+    StatusOr<ChatResult> r = RunAsync(*e, loop, Req());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->content, "four");
+    EXPECT_EQ(r->finish_reason, "length");
+    EXPECT_EQ(r->usage.prompt_tokens, 1000);
+    EXPECT_EQ(r->usage.completion_tokens, 100);
+    EXPECT_NEAR(r->cost_usd, (1000 * 2.0 + 100 * 10.0) / 1e6, 1e-12);
+    EXPECT_GT(r->latency_ms, 0);
+  }
+  EXPECT_EQ(server.connections(), 1);  // the loop's connection cache kept it alive across calls
+  const std::string req = server.last_request();
+  EXPECT_NE(req.find("POST /v1/chat/completions"), std::string::npos);
+  auto body = nlohmann::json::parse(req.substr(req.find("\r\n\r\n") + 4));
+  EXPECT_EQ(body["model"], "m1");
+  EXPECT_EQ(body["stream"], false);
+}
+
+TEST(OpenAiExpertAsyncTest, StreamsDeltasOnTheLoopAsTheyArrive) {
+  Responder server([](int, const std::string&) { return HelloWorldStream(); });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  std::vector<std::string> deltas;
+  std::vector<std::chrono::steady_clock::time_point> when;
+  StatusOr<ChatResult> r = RunAsync(*e, loop, Req(), [&](std::string_view d) {
+    deltas.emplace_back(d);
+    when.push_back(std::chrono::steady_clock::now());
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(deltas.size(), 3u);
+  EXPECT_EQ(deltas[0], "Hel");
+  EXPECT_EQ(deltas[1], "lo, ");
+  EXPECT_EQ(deltas[2], "world");
+  EXPECT_EQ(r->content, "Hello, world");
+  EXPECT_GE(when[2] - when[0], milliseconds(40));  // delivered incrementally, not at the end
+  EXPECT_EQ(r->finish_reason, "stop");
+  EXPECT_EQ(r->usage.prompt_tokens, 12);
+  EXPECT_EQ(r->usage.completion_tokens, 3);
+  EXPECT_NEAR(r->cost_usd, (12 * 2.0 + 3 * 10.0) / 1e6, 1e-12);
+}
+
+TEST(OpenAiExpertAsyncTest, TwoHundredConcurrentCallsOnOneLoop) {
+  // Each answer quotes its request's question, so that answers cannot be mixed up unnoticed.
+  Responder server([](int, const std::string& request) {
+    auto body = nlohmann::json::parse(request.substr(request.find("\r\n\r\n") + 4));
+    return Http(200, Completion("re: " + body["messages"].back()["content"].get<std::string>(), 3, 2));
+  });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  constexpr int kCalls = 200;
+  std::vector<std::optional<StatusOr<ChatResult>>> results(kCalls);
+  int left = kCalls;  // on the loop's thread only
+  std::promise<void> all_done;
+  boost::asio::post(loop.loop(), [&] {
+    for (int i = 0; i < kCalls; ++i) {
+      ChatRequest q = Req(milliseconds(20'000));
+      q.messages.back().content = fmt::format("q{}", i);
+      e->CompleteAsync(std::move(q), {}, loop.ctx(), [&, i](StatusOr<ChatResult> r) {
+        results[i] = std::move(r);
+        if (--left == 0) all_done.set_value();
+      });
+    }
+  });
+  all_done.get_future().get();
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(results[i]->ok()) << i << ": " << results[i]->status().ToString();
+    EXPECT_EQ((*results[i])->content, fmt::format("re: q{}", i));
+    EXPECT_NEAR((*results[i])->cost_usd, (3 * 2.0 + 2 * 10.0) / 1e6, 1e-12);
+  }
+  EXPECT_EQ(server.requests(), kCalls);
+}
+
+TEST(OpenAiExpertAsyncTest, MapsHttpErrorsLikeTheBlockingPath) {
+  Responder server([](int i, const std::string&) {
+    switch (i) {
+      case 0:
+        return Http(429, R"({"error":{"message":"slow down"}})");
+      case 1:
+        return Http(500, R"({"error":{"message":"oops"}})");
+      default:
+        return Http(400, R"({"error":{"message":"max_tokens is too large"}})");
+    }
+  });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  StatusOr<ChatResult> r = RunAsync(*e, loop, Req());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("slow down"), std::string::npos);
+  EXPECT_EQ(RunAsync(*e, loop, Req()).status().code(), StatusCode::kUnavailable);
+  r = RunAsync(*e, loop, Req());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("max_tokens is too large"), std::string::npos);
+}
+
+TEST(OpenAiExpertAsyncTest, SendsTheKeyAndLeavesItOnNoPooledHandle) {
+  setenv("BATON_OPENAI_TEST_KEY", "sk-secret-456", 1);
+  Responder server([](int i, const std::string&) {
+    return i < 2 ? Http(200, Completion("ok", 1, 1)) : Http(401, R"({"error":{"message":"bad key"}})");
+  });
+  ExpertConfig keyed = Config(server);
+  keyed.api_key_env = "BATON_OPENAI_TEST_KEY";
+  auto with_key = Make(keyed);
+  auto without_key = Make(Config(server));
+  LoopThread loop;
+  ASSERT_TRUE(RunAsync(*with_key, loop, Req()).ok());
+  EXPECT_NE(server.last_request().find("Authorization: Bearer sk-secret-456\r\n"), std::string::npos);
+  ASSERT_TRUE(RunAsync(*without_key, loop, Req()).ok());  // on the easy handle the first call gave back
+  EXPECT_EQ(server.last_request().find("Authorization"), std::string::npos);
+  StatusOr<ChatResult> r = RunAsync(*with_key, loop, Req());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().ToString().find("sk-secret-456"), std::string::npos);
+}
+
+TEST(OpenAiExpertAsyncTest, ConnectionRefusedIsUnavailable) {
+  int port;
+  {
+    Responder closed([](int, const std::string&) { return Http(200, "{}"); });
+    port = std::stoi(closed.url().substr(17));
+  }
+  auto e = Make({.name = "gone", .kind = "openai", .base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1"});
+  LoopThread loop;
+  EXPECT_EQ(RunAsync(*e, loop, Req()).status().code(), StatusCode::kUnavailable);
+}
+
+TEST(OpenAiExpertAsyncTest, SlowUpstreamIsDeadlineExceeded) {
+  Responder server([](int, const std::string&) {
+    Reply r = Http(200, Completion("late", 1, 1));
+    r.pieces = {"HTTP/1.1 200 OK\r\n", r.pieces[0].substr(17)};
+    r.pause = milliseconds(600);
+    return r;
+  });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunAsync(*e, loop, Req(milliseconds(150))).status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(500));
+}
+
+TEST(OpenAiExpertAsyncTest, SinkReturningFalseCancels) {
+  Responder server([](int, const std::string&) { return HelloWorldStream(); });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  int pieces = 0;
+  StatusOr<ChatResult> r = RunAsync(*e, loop, Req(), [&](std::string_view) {
+    ++pieces;
+    return false;
+  });
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("cancelled by the sink"), std::string::npos);
+  EXPECT_EQ(pieces, 1);
+}
+
+TEST(OpenAiExpertAsyncTest, SinkMayStartAnotherCall) {
+  // The sink runs inside libcurl's write callback, where libcurl refuses new transfers: the new call must still run.
+  Responder server(
+      [](int i, const std::string&) { return i == 0 ? HelloWorldStream() : Http(200, Completion("ok", 1, 1)); });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  std::promise<StatusOr<ChatResult>> inner;
+  bool started = false;
+  StatusOr<ChatResult> outer = RunAsync(*e, loop, Req(), [&](std::string_view) {
+    if (!started) {
+      started = true;
+      e->CompleteAsync(Req(), {}, loop.ctx(), [&](StatusOr<ChatResult> r) { inner.set_value(std::move(r)); });
+    }
+    return true;
+  });
+  ASSERT_TRUE(outer.ok()) << outer.status().ToString();
+  StatusOr<ChatResult> r = inner.get_future().get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->content, "ok");
+}
+
+TEST(OpenAiExpertAsyncTest, FailuresBeforeTheTransferArePosted) {
+  auto e = Make({.name = "x", .kind = "openai", .base_url = "http://127.0.0.1:1/v1"});  // nothing listens on port 1
+  LoopThread loop;
+  EXPECT_EQ(RunAsync(*e, loop, Req(milliseconds(0))).status().code(), StatusCode::kDeadlineExceeded);
+  ChatRequest unencodable = Req();
+  unencodable.messages.back().content = "\xff\xfe";  // not UTF-8
+  EXPECT_EQ(RunAsync(*e, loop, unencodable).status().code(), StatusCode::kInvalidArgument);
+  // Called from another thread than the loop's, the call moves to the loop.
+  std::promise<StatusOr<ChatResult>> result;
+  e->CompleteAsync(Req(), {}, loop.ctx(), [&](StatusOr<ChatResult> r) {
+    EXPECT_EQ(std::this_thread::get_id(), loop.thread_id());
+    result.set_value(std::move(r));
+  });
+  EXPECT_EQ(result.get_future().get().status().code(), StatusCode::kUnavailable);
+}
+
+TEST(OpenAiExpertAsyncTest, DestroyingTheLoopDropsCallsInFlightWithoutCallingThem) {
+  Responder server([](int, const std::string&) {
+    Reply r = Http(200, Completion("late", 1, 1));
+    r.pieces = {"HTTP/1.1 200 OK\r\n", r.pieces[0].substr(17)};
+    r.pause = milliseconds(300);
+    return r;
+  });
+  auto e = Make(Config(server));
+  auto token = std::make_shared<int>(0);  // held by the dropped call's sink and handler
+  std::atomic<bool> called{false};
+  {
+    LoopThread doomed;
+    boost::asio::post(doomed.loop(), [&, token] {
+      e->CompleteAsync(
+          Req(), [token](std::string_view) { return true; }, doomed.ctx(),
+          [&called, token](StatusOr<ChatResult>) { called = true; });
+    });
+    while (server.requests() == 0) std::this_thread::sleep_for(milliseconds(5));
+  }  // stops the loop and destroys its io_context with the call waiting for its answer
+  EXPECT_FALSE(called);
+  EXPECT_EQ(token.use_count(), 1);  // the sink and the handler were destroyed
+  LoopThread loop;                  // the expert still works, on another loop
+  StatusOr<ChatResult> r = RunAsync(*e, loop, Req());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->content, "late");
+}
+
+TEST(OpenAiExpertAsyncTest, LargeStreamArrivesCompletely) {
+  // 4 MB of events in one write while the sink stalls on the first piece: by then the socket holds more than libcurl
+  // reads in one go, and the end of the stream brings no new data (no new edge) to report the rest.
+  constexpr int kEvents = 4000;
+  const std::string text(1000, 'x');
+  Responder server([&](int, const std::string&) {
+    std::string all = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+    for (int i = 0; i < kEvents; ++i) all += DeltaEvent(text);
+    all += Event(
+        R"({"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":4000}})");
+    all += "data: [DONE]\n\n";
+    return Reply{.pieces = {all}, .close = true};
+  });
+  auto e = Make(Config(server));
+  LoopThread loop;
+  int pieces = 0;
+  size_t bytes = 0;
+  StatusOr<ChatResult> r = RunAsync(*e, loop, Req(milliseconds(10'000)), [&](std::string_view d) {
+    if (pieces++ == 0) std::this_thread::sleep_for(milliseconds(300));
+    bytes += d.size();
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(pieces, kEvents);
+  EXPECT_EQ(bytes, kEvents * text.size());
+  EXPECT_EQ(r->content.size(), bytes);
+  EXPECT_EQ(r->usage.completion_tokens, 4000);
+}
+
+TEST(OpenAiExpertAsyncTest, AnswerReadyBeforeTheCallWaitsForItIsNotMissed) {
+  // A server that answers as soon as it accepts, before it reads the request, while the loop is kept busy: the answer
+  // is there before the call waits to read, and an edge-triggered reactor reported it (once) together with the
+  // connect's completion, when the call only waited to write. The call must see it anyway.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  listen(fd, 4);
+  std::thread server([fd] {
+    int c = accept(fd, nullptr, nullptr);
+    std::string answer = Completion("early", 1, 1);
+    answer = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: " + std::to_string(answer.size()) + "\r\n\r\n" +
+             answer;
+    send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+    char buf[4096];
+    while (read(c, buf, sizeof buf) > 0) {
+    }
+    close(c);
+  });
+  ExpertConfig c{
+      .name = "early", .kind = "openai", .base_url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/v1"};
+  auto e = Make(c);
+  LoopThread loop;
+  std::promise<StatusOr<ChatResult>> result;
+  boost::asio::post(loop.loop(), [&] {
+    e->CompleteAsync(Req(milliseconds(2'000)), {}, loop.ctx(),
+                     [&](StatusOr<ChatResult> r) { result.set_value(std::move(r)); });
+    // Runs right after the call has started to connect.
+    boost::asio::post(loop.loop(), [] { std::this_thread::sleep_for(milliseconds(100)); });
+  });
+  StatusOr<ChatResult> r = result.get_future().get();
+  server.join();
+  close(fd);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->content, "early");
+}
+
+TEST(OpenAiExpertAsyncTest, LoopRunsOutOfWorkOnceCallsAreDone) {
+  // Nothing of a finished call stays queued on the loop (no wait on the kept-alive connection, no timer), so a loop
+  // run without a work guard returns. This loop is run by the test's own thread, in turns.
+  Responder server([](int, const std::string&) { return Http(200, Completion("four", 1, 1)); });
+  auto e = Make(Config(server));
+  boost::asio::io_context loop;
+  for (int i = 0; i < 3; ++i) {
+    std::optional<StatusOr<ChatResult>> result;
+    e->CompleteAsync(Req(), {}, {.loop = &loop}, [&](StatusOr<ChatResult> r) { result = std::move(r); });
+    loop.restart();
+    loop.run_for(std::chrono::seconds(5));
+    EXPECT_TRUE(loop.stopped()) << "work left on the loop after call " << i;
+    ASSERT_TRUE(result.has_value());
+    EXPECT_TRUE(result->ok()) << result->status().ToString();
+  }
+  EXPECT_EQ(server.connections(), 1);
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "baton/importer.h"
 #include "baton/store.h"
@@ -74,6 +76,14 @@ class ReplayExpert : public ExpertBackend {
       }
     }
     return r;
+  }
+
+  // An in-memory lookup does not block: the whole call runs in one handler on the loop, not on the blocking pool.
+  void CompleteAsync(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done) override {
+    if (ctx.loop == nullptr) return;  // as ExpertBackend::CompleteAsync: nowhere to answer
+    boost::asio::post(*ctx.loop, [this, request = std::move(request), sink = std::move(sink), done = std::move(done)] {
+      done(Complete(request, sink ? &sink : nullptr));
+    });
   }
 
  private:

@@ -2,11 +2,17 @@
 // Tests build configs with designated initializers that leave most fields at their defaults.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
+#include <chrono>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
 #include "baton/expert.h"
@@ -122,6 +128,78 @@ TEST_F(ReplayExpertTest, StreamsTheRecordedTextInChunks) {
   EXPECT_EQ(joined, r->content);
   EXPECT_GE(pieces.size(), std::min<size_t>(r->content.size(), 2));
   EXPECT_LE(pieces.size(), 8u);
+}
+
+// Runs `loop` on the calling thread until `finished()` holds, for at most 10 s.
+void RunUntil(boost::asio::io_context& loop, const std::function<bool()>& finished) {
+  auto guard = boost::asio::make_work_guard(loop);
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!finished() && std::chrono::steady_clock::now() < limit) loop.run_one_for(std::chrono::milliseconds(10));
+}
+
+// Without a blocking pool: replay answers on the loop itself.
+TEST_F(ReplayExpertTest, AsyncAnswersOnTheLoopWithoutABlockingPool) {
+  StatusOr<ChatResult> sync = expert_->Complete(Ask(expected_->text));
+  ASSERT_TRUE(sync.ok());
+  boost::asio::io_context loop;
+  std::optional<StatusOr<ChatResult>> r;
+  std::thread::id done_on;
+  bool inside = true;
+  expert_->CompleteAsync(Ask(expected_->text), {}, {.loop = &loop}, [&](StatusOr<ChatResult> got) {
+    EXPECT_FALSE(inside);
+    done_on = std::this_thread::get_id();
+    r = std::move(got);
+  });
+  inside = false;
+  EXPECT_FALSE(r.has_value());
+  RunUntil(loop, [&] { return r.has_value(); });
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->ok()) << r->status().ToString();
+  EXPECT_EQ((*r)->content, expected_->response);
+  EXPECT_DOUBLE_EQ((*r)->cost_usd, sync->cost_usd);
+  EXPECT_EQ((*r)->recorded_score, sync->recorded_score);
+  EXPECT_EQ(done_on, std::this_thread::get_id());
+}
+
+TEST_F(ReplayExpertTest, AsyncStreamsThePiecesBeforeTheResult) {
+  boost::asio::io_context loop;
+  std::vector<std::string> pieces;
+  std::optional<StatusOr<ChatResult>> r;
+  size_t pieces_before_done = 0;
+  expert_->CompleteAsync(
+      Ask(expected_->text),
+      [&](std::string_view d) {
+        pieces.emplace_back(d);
+        return true;
+      },
+      {.loop = &loop},
+      [&](StatusOr<ChatResult> got) {
+        pieces_before_done = pieces.size();
+        r = std::move(got);
+      });
+  RunUntil(loop, [&] { return r.has_value(); });
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->ok()) << r->status().ToString();
+  std::string joined;
+  for (const auto& p : pieces) joined += p;
+  EXPECT_EQ(joined, (*r)->content);
+  EXPECT_GE(pieces.size(), 1u);
+  EXPECT_EQ(pieces_before_done, pieces.size());
+}
+
+TEST_F(ReplayExpertTest, AsyncUnknownPromptIsNotFoundAndAStoppingSinkCancels) {
+  boost::asio::io_context loop;
+  std::optional<StatusOr<ChatResult>> unknown, cancelled;
+  expert_->CompleteAsync(Ask("A prompt nobody ever recorded, surely."), {}, {.loop = &loop},
+                         [&](StatusOr<ChatResult> got) { unknown = std::move(got); });
+  expert_->CompleteAsync(
+      Ask(expected_->text), [](std::string_view) { return false; }, {.loop = &loop},
+      [&](StatusOr<ChatResult> got) { cancelled = std::move(got); });
+  RunUntil(loop, [&] { return unknown.has_value() && cancelled.has_value(); });
+  ASSERT_TRUE(unknown.has_value() && cancelled.has_value());
+  EXPECT_EQ(unknown->status().code(), StatusCode::kNotFound);
+  EXPECT_NE(unknown->status().message().find("has no recorded answer for this prompt"), std::string::npos);
+  EXPECT_EQ(cancelled->status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(ReplayExpertConfigTest, UnknownModelAndMissingSourceAreClearErrors) {

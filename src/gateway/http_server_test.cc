@@ -49,9 +49,11 @@ TEST(HttpServerTest, AnExchangeKeptPastItsRequestNeverTouchesTheNextOne) {
   std::mutex mu;
   std::vector<std::shared_ptr<HttpExchange>> kept;
   auto server = HttpServer::Start({}, [&](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      kept.push_back(ex);  // still referenced after the answer, as a slow callback might
+    }
     ex->Respond(MakeHttpResponse(200, req.target, "text/plain"));
-    std::lock_guard<std::mutex> lock(mu);
-    kept.push_back(ex);  // still referenced after the answer, as a slow callback might
   });
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   Client c((*server)->port());

@@ -5,7 +5,9 @@
 #
 #   scripts/load_test.sh [BATON_BINARY]          default: build/baton
 #   env: DURATION=30 (s per scenario)  RATE=5000 (req/s target)  CONNS=50  THREADS=2
-#        MEM_CONNS=1000  MEM_DURATION=10  OUT_DIR=build-loadtest
+#        MEM_CONNS=1000  MEM_DURATION=10  OUT_DIR=build-loadtest  IO_THREADS=2 (baton's event loops)
+#        WRK_CPUS=  SERVER_CPUS=  (taskset CPU lists, e.g. WRK_CPUS=1 SERVER_CPUS=0 keeps the load generator off the
+#        servers' core; empty = no pinning)
 #
 # Debian has no wrk2 (no fixed-rate mode), so the rate is approximated with wrk's Lua delay(): every connection waits
 # CONNS*1000/RATE ms after each response before sending the next request, so the offered rate is
@@ -23,6 +25,12 @@ THREADS="${THREADS:-2}"
 MEM_CONNS="${MEM_CONNS:-1000}"
 MEM_DURATION="${MEM_DURATION:-10}"
 OUT_DIR="${OUT_DIR:-$ROOT/build-loadtest}"
+IO_THREADS="${IO_THREADS:-2}"
+WRK_CPUS="${WRK_CPUS:-}"
+SERVER_CPUS="${SERVER_CPUS:-}"
+WRK=(wrk); SERVER_PIN=()
+[ -n "$WRK_CPUS" ] && WRK=(taskset -c "$WRK_CPUS" wrk)
+[ -n "$SERVER_CPUS" ] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
 MODEL="gpt-3.5-turbo-1106"   # a RouterBench model, so that the router (fitted on routerbench-train) can route to it
 KEY="sk-baton-demo"
 [ -x "$BATON" ] || { echo "load_test: no baton binary at $BATON" >&2; exit 1; }
@@ -59,7 +67,8 @@ stop() {  # stop PID: TERM, wait at most 10 s, then KILL
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
-cleanup() { stop "$BATON_PID"; stop "$NGINX_PID"; rm -rf "$WORK"; }
+PROXY_PID=""
+cleanup() { stop "$BATON_PID"; stop "$PROXY_PID"; stop "$NGINX_PID"; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -87,22 +96,58 @@ http {
   }
 }
 NGINX
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-NGINX_PID=$!
-up=""
-for _ in $(seq 1 100); do
-  if curl -fsS -m 2 -X POST -d '{}' "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" >/dev/null 2>&1; then up=1; break; fi
-  kill -0 "$NGINX_PID" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$up" ] || { echo "load_test: nginx did not start" >&2; cat "$WORK/nginx/error.log" >&2 || true; exit 1; }
+start_nginx() {  # start_nginx DIR PORT: runs DIR/nginx.conf, waits until PORT answers; sets STARTED_PID
+  "${SERVER_PIN[@]}" "$NGINX" -p "$1" -c "$1/nginx.conf" &
+  STARTED_PID=$!
+  for _ in $(seq 1 100); do
+    if curl -fsS -m 2 -X POST -d '{}' "http://127.0.0.1:$2/v1/chat/completions" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$STARTED_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "load_test: nginx ($1) did not start" >&2; cat "$1/error.log" >&2 || true; exit 1
+}
+start_nginx "$WORK/nginx" "$NGINX_PORT"
+NGINX_PID=$STARTED_PID
 echo "load_test: nginx on 127.0.0.1:$NGINX_PORT (pid $NGINX_PID)"
+
+# --- a reference proxy: a second nginx process as a keep-alive reverse proxy in front of the first --------------------
+# The same extra hop baton makes (another process, another loopback round trip), with the least work a proxy can do:
+# what it adds is the floor for any gateway on this machine.
+PROXY_PORT="$(free_port)"
+mkdir -p "$WORK/proxy/tmp"
+cat > "$WORK/proxy/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/proxy/nginx.pid;
+error_log $WORK/proxy/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/proxy/tmp;
+  proxy_temp_path $WORK/proxy/tmp;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  upstream llm { server 127.0.0.1:$NGINX_PORT; keepalive 128; keepalive_requests 10000000; }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    location / {
+      proxy_pass http://llm;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+start_nginx "$WORK/proxy" "$PROXY_PORT"
+PROXY_PID=$STARTED_PID
+echo "load_test: reference proxy (nginx) on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID)"
 
 # --- baton: one openai expert pointing at nginx ---------------------------------------------------------------------
 cat > "$WORK/baton.yaml" <<YAML
 listen: 127.0.0.1:0
 store: $WORK/gateway.db
 record_prompts: false
+io_threads: $IO_THREADS
 router:
   train_dir: $ROOT/data/routerbench-train
   lambda: 10
@@ -112,7 +157,7 @@ experts:
   - {name: $MODEL, kind: openai, base_url: "http://127.0.0.1:$NGINX_PORT/v1"}
 YAML
 : >"$WORK/baton.out"; : >"$WORK/baton.err"  # exist before the child opens them (read below)
-(cd "$ROOT" && exec "$BATON" serve --config "$WORK/baton.yaml" --listen 127.0.0.1:0 >"$WORK/baton.out" 2>"$WORK/baton.err") &
+(cd "$ROOT" && exec "${SERVER_PIN[@]}" "$BATON" serve --config "$WORK/baton.yaml" --listen 127.0.0.1:0 >"$WORK/baton.out" 2>"$WORK/baton.err") &
 BATON_PID=$!
 BATON_PORT=""
 for _ in $(seq 1 1200); do  # at most 120 s (the router is fitted at start-up)
@@ -147,17 +192,24 @@ to_ms() {  # wrk's "245.00us" / "1.20ms" / "1.01s" -> milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000;
                          printf "%.3f", n }'
 }
-declare -A P50 P90 P99 RPS ERRS
-run_wrk() {  # run_wrk NAME URL MODEL
-  local name="$1" url="$2" model="$3" lua="$WORK/$1.lua" log="$OUT_DIR/wrk-$1.txt"
+declare -A P50 P90 P99 RPS ERRS CPU_US
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # user + system time of a process, in clock ticks
+run_wrk() {  # run_wrk NAME URL MODEL [PID whose CPU time per request to report]
+  local name="$1" url="$2" model="$3" pid="${4:-}" lua="$WORK/$1.lua" log="$OUT_DIR/wrk-$1.txt" t0=0
   write_lua "$lua" "$model" "$DELAY_MS"
   echo "load_test: $name: wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s $lua $url   (delay ${DELAY_MS} ms)"
-  timeout $((DURATION + 10)) wrk -t1 -c"$CONNS" -d2s -s "$lua" "$url" >/dev/null  # warm-up
-  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency -s "$lua" "$url" | tee "$log"
+  timeout $((DURATION + 10)) "${WRK[@]}" -t1 -c"$CONNS" -d2s -s "$lua" "$url" >/dev/null  # warm-up
+  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  timeout $((DURATION + 30)) "${WRK[@]}" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency -s "$lua" "$url" | tee "$log"
   P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$log")")
   P90[$name]=$(to_ms "$(awk '$1 == "90%" { print $2 }' "$log")")
   P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$log")")
   RPS[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$log")
+  if [ -n "$pid" ]; then
+    local n; n=$(awk '/requests in/ { print $1 }' "$log")
+    CPU_US[$name]=$(awk -v d="$(( $(cpu_ticks "$pid") - t0 ))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+                      'BEGIN { printf "%.0f", d / hz * 1e6 / n }')
+  fi
   local non2xx sockerr
   non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$log"); sockerr=$(grep -o 'Socket errors:.*' "$log" || true)
   ERRS[$name]="${non2xx:-0} non-2xx${sockerr:+; $sockerr}"
@@ -165,8 +217,9 @@ run_wrk() {  # run_wrk NAME URL MODEL
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 run_wrk direct "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "$MODEL"
-run_wrk passthrough "http://127.0.0.1:$BATON_PORT/v1/chat/completions" "$MODEL"
-run_wrk routed "http://127.0.0.1:$BATON_PORT/v1/chat/completions" baton
+run_wrk proxy "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MODEL" "$(pgrep -P "$PROXY_PID" | head -n 1)"
+run_wrk passthrough "http://127.0.0.1:$BATON_PORT/v1/chat/completions" "$MODEL" "$BATON_PID"
+run_wrk routed "http://127.0.0.1:$BATON_PORT/v1/chat/completions" baton "$BATON_PID"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- memory at MEM_CONNS open connections ----------------------------------------------------------------------------
@@ -176,7 +229,7 @@ RSS_IDLE=$(rss_kb)
 MEM_DELAY=$(( MEM_CONNS * 1000 / RATE ))   # the same offered rate, spread over MEM_CONNS connections
 write_lua "$WORK/mem.lua" baton "$MEM_DELAY"
 echo "load_test: memory: wrk -t$THREADS -c$MEM_CONNS -d${MEM_DURATION}s --latency (delay ${MEM_DELAY} ms), sampling VmRSS"
-timeout $((MEM_DURATION + 30)) wrk -t"$THREADS" -c"$MEM_CONNS" -d"${MEM_DURATION}s" --timeout 10s --latency \
+timeout $((MEM_DURATION + 30)) "${WRK[@]}" -t"$THREADS" -c"$MEM_CONNS" -d"${MEM_DURATION}s" --timeout 10s --latency \
   -s "$WORK/mem.lua" "http://127.0.0.1:$BATON_PORT/v1/chat/completions" > "$OUT_DIR/wrk-mem.txt" &
 WRK_PID=$!
 RSS_MAX=0; SOCKS_MAX=0
@@ -200,15 +253,19 @@ add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 {
   echo
-  echo "Load test $(date -u +%Y-%m-%dT%H:%MZ): target $RATE req/s (wrk -t$THREADS -c$CONNS, delay ${DELAY_MS} ms per connection), ${DURATION} s per row; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+  echo "Load test $(date -u +%Y-%m-%dT%H:%MZ): target $RATE req/s (wrk -t$THREADS -c$CONNS, delay ${DELAY_MS} ms per connection), ${DURATION} s per row, baton io_threads $IO_THREADS${WRK_CPUS:+, wrk on CPU $WRK_CPUS}${SERVER_CPUS:+, nginx and baton on CPU $SERVER_CPUS}; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
   echo
   echo "| target | achieved req/s | p50 ms | p90 ms | p99 ms | errors |"
   echo "| --- | ---: | ---: | ---: | ---: | --- |"
   echo "| nginx directly | ${RPS[direct]} | ${P50[direct]} | ${P90[direct]} | ${P99[direct]} | ${ERRS[direct]} |"
+  echo "| nginx through an nginx reverse proxy (reference) | ${RPS[proxy]} | ${P50[proxy]} | ${P90[proxy]} | ${P99[proxy]} | ${ERRS[proxy]} |"
   echo "| baton, model \`$MODEL\` (pass-through) | ${RPS[passthrough]} | ${P50[passthrough]} | ${P90[passthrough]} | ${P99[passthrough]} | ${ERRS[passthrough]} |"
   echo "| baton, model \`baton\` (routed) | ${RPS[routed]} | ${P50[routed]} | ${P90[routed]} | ${P99[routed]} | ${ERRS[routed]} |"
+  echo "| added by the reference proxy | | $(add "${P50[proxy]}" "${P50[direct]}") | $(add "${P90[proxy]}" "${P90[direct]}") | $(add "${P99[proxy]}" "${P99[direct]}") | |"
   echo "| **added by baton, pass-through** | | $(add "${P50[passthrough]}" "${P50[direct]}") | $(add "${P90[passthrough]}" "${P90[direct]}") | $(add "${P99[passthrough]}" "${P99[direct]}") | |"
   echo "| **added by baton, routed** | | $(add "${P50[routed]}" "${P50[direct]}") | $(add "${P90[routed]}" "${P90[direct]}") | $(add "${P99[routed]}" "${P99[direct]}") | |"
+  echo
+  echo "CPU time per request (user + system, from /proc): baton ${CPU_US[passthrough]} µs pass-through, ${CPU_US[routed]} µs routed (all its threads, recorder included); the reference proxy's nginx worker ${CPU_US[proxy]} µs."
   echo
   echo "Resident memory of baton (VmRSS): $(mb "$RSS_IDLE") MB idle after start-up (router fitted); max $(mb "$RSS_MAX") MB sampled every 0.1 s while wrk held $MEM_CONNS connections for ${MEM_DURATION} s (up to $SOCKS_MAX sockets open in baton; $MEM_RPS req/s, p99 $MEM_P99 ms); $(mb "$RSS_AFTER") MB after; peak VmHWM $(mb "$HWM") MB."
   [ -n "$METRICS" ] && echo "Gateway counters after the run: $(echo "$METRICS" | tr '\n' ';' | sed 's/;$//; s/;/; /g')."

@@ -45,6 +45,8 @@ struct Store::Impl {
   bool in_transaction = false;
   // Prepared once, reused for every row (the import hot path).
   std::optional<Stmt> insert_outcome, insert_query, find_expert, find_query, insert_expert, fill_prices, put_response;
+  // Prepared once for the gateway's recorder (a row per request, a spend update per batch).
+  std::optional<Stmt> log_request, set_spend;
 
   StatusOr<Stmt*> Cached(std::optional<Stmt>& slot, std::string_view sql) {
     if (!slot) {
@@ -175,17 +177,17 @@ Status Store::PutResponse(int64_t query_id, int64_t expert_id, const std::string
 }
 
 Status Store::LogRequest(const RequestLogRecord& r) {
-  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+  BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->log_request, R"sql(
     INSERT INTO requests(time_unix_ms, client_key_hash, requested_model, expert, http_status, tokens_in, tokens_out,
                          cost_usd, latency_ms, prompt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))sql"));
-  s.Bind(1, r.time_unix_ms ? r.time_unix_ms : NowMs()).Bind(2, r.client_key_hash).Bind(3, r.requested_model);
-  s.Bind(4, r.expert).Bind(5, static_cast<int64_t>(r.http_status)).Bind(6, r.tokens_in).Bind(7, r.tokens_out);
-  s.Bind(8, r.cost_usd).Bind(9, r.latency_ms);
+  s->Bind(1, r.time_unix_ms ? r.time_unix_ms : NowMs()).Bind(2, r.client_key_hash).Bind(3, r.requested_model);
+  s->Bind(4, r.expert).Bind(5, static_cast<int64_t>(r.http_status)).Bind(6, r.tokens_in).Bind(7, r.tokens_out);
+  s->Bind(8, r.cost_usd).Bind(9, r.latency_ms);
   if (r.prompt)
-    s.Bind(10, *r.prompt);
+    s->Bind(10, *r.prompt);
   else
-    s.BindNull(10);
-  return s.Run();
+    s->BindNull(10);
+  return s->Run();
 }
 
 std::optional<int64_t> Store::FindExpert(const std::string& name) {
@@ -302,9 +304,10 @@ Status Store::UpsertClientBudget(const ClientBudgetRecord& b) {
 
 Status Store::SetClientSpend(const std::string& key_hash, double spent_usd, double reserved_usd) {
   BATON_ASSIGN_OR_RETURN(
-      Stmt s, impl_->db.Prepare("UPDATE client_budgets SET spent_usd = ?2, reserved_usd = ?3 WHERE key_hash = ?1"));
-  s.Bind(1, key_hash).Bind(2, spent_usd).Bind(3, reserved_usd);
-  BATON_RETURN_IF_ERROR(s.Run());
+      Stmt * s, impl_->Cached(impl_->set_spend,
+                              "UPDATE client_budgets SET spent_usd = ?2, reserved_usd = ?3 WHERE key_hash = ?1"));
+  s->Bind(1, key_hash).Bind(2, spent_usd).Bind(3, reserved_usd);
+  BATON_RETURN_IF_ERROR(s->Run());
   if (impl_->db.Changes() == 0) return Status::NotFound("no client budget for key hash " + key_hash.substr(0, 12));
   return Status::Ok();
 }

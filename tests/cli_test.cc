@@ -86,7 +86,9 @@ TEST(CliTest, MmluProFiguresMatchTheSource) {
   EXPECT_EQ(s["experts"].size(), 30u);
   EXPECT_EQ(s["domains"].size(), 14u);
   for (const auto& e : s["experts"]) {
-    if (e["name"] == "DeepSeek-Coder-V2") EXPECT_EQ(e["observed"], 10351);
+    if (e["name"] == "DeepSeek-Coder-V2") {
+      EXPECT_EQ(e["observed"], 10351);
+    }
   }
   auto table = RunBaton("stats --db " + db);
   EXPECT_EQ(table.exit_code, 0);

@@ -262,7 +262,12 @@ StatusOr<ChatResult> ConcurrencyLimitedExpert::Complete(const ChatRequest& reque
   }
   struct SlotRelease {
     ConcurrencyLimitedExpert* self;
-    ~SlotRelease() { self->Release(); }
+    ~SlotRelease() {
+      try {
+        self->Release();
+      } catch (...) {  // a mutex that cannot be locked: the slot is lost, which only lowers the limit
+      }
+    }
   } release{this};
   ChatRequest rest = request;
   rest.timeout = Remaining(deadline);

@@ -208,13 +208,14 @@ Status Gateway::Start(const std::string& listen_override) {
                       .io_threads = s.config.io_threads,
                       .max_body_bytes = s.config.max_body_bytes};
   State* state = &s;
-  BATON_ASSIGN_OR_RETURN(
-      s.server,
-      HttpServer::Start(
-          o, [state](HttpRequest req, std::shared_ptr<HttpExchange> ex) { Dispatch(*state, std::move(req), ex); },
-          [state](const std::string& path, int code, double seconds) {
-            state->metrics.ObserveRequest(path, code, seconds);
-          }));
+  BATON_ASSIGN_OR_RETURN(s.server, HttpServer::Start(
+                                       o,
+                                       [state](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+                                         Dispatch(*state, std::move(req), std::move(ex));
+                                       },
+                                       [state](const std::string& path, int code, double seconds) {
+                                         state->metrics.ObserveRequest(path, code, seconds);
+                                       }));
   return Status::Ok();
 }
 

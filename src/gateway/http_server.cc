@@ -69,8 +69,8 @@ struct HttpServer::Impl {
 
 namespace {
 
-constexpr size_t kHeaderLimit = 64 * 1024;
-constexpr size_t kDrainLimit = 16 * 1024 * 1024;
+constexpr size_t kHeaderLimit = size_t{64} * 1024;
+constexpr size_t kDrainLimit = size_t{16} * 1024 * 1024;
 
 class Session;
 
@@ -307,7 +307,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.expires_after(std::chrono::seconds(5));
-    drain_buf_.resize(16 * 1024);
+    drain_buf_.resize(size_t{16} * 1024);
     stream_.async_read_some(net::buffer(drain_buf_), [self = shared_from_this()](beast::error_code ec2, size_t n) {
       self->drained_ += n;
       if (ec2 || self->drained_ > kDrainLimit) return self->Close();
@@ -355,7 +355,7 @@ void Exchange::OnLoop(F&& f) {
   }
 }
 
-Exchange::~Exchange() {
+Exchange::~Exchange() try {
   // The last reference may go on any thread; the cleanup runs on the loop (and keeps the session alive until then).
   OnLoop([path = path_](Session& s) {
     if (!s.answered) {
@@ -367,6 +367,8 @@ Exchange::~Exchange() {
       s.EndStream(path);
     }
   });
+} catch (...) {
+  // Out of memory for the post: this request goes unanswered and its client waits until it gives up.
 }
 
 net::io_context& Exchange::loop() {
@@ -461,7 +463,10 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions&
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() {
-  Shutdown(std::chrono::milliseconds(0));
+  try {
+    Shutdown(std::chrono::milliseconds(0));
+  } catch (...) {  // joining a thread failed: nothing left to do about it while being destroyed
+  }
 }
 
 uint16_t HttpServer::port() const {

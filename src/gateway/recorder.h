@@ -36,7 +36,7 @@ struct LiveOutcome {
 
 class Recorder {
  public:
-  Recorder(std::unique_ptr<Store> store, size_t max_queue = 100'000);
+  explicit Recorder(std::unique_ptr<Store> store, size_t max_queue = 100'000);
   ~Recorder();  // writes what is queued, then stops the thread
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;

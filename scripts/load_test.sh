@@ -72,73 +72,53 @@ cleanup() { stop "$BATON_PID"; stop "$PROXY_PID"; stop "$NGINX_PID"; rm -rf "$WO
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- nginx: the instant upstream ----------------------------------------------------------------------------------
+# --- nginx: the instant upstream, and a reference proxy in front of it ------------------------------------------------
 UPSTREAM_JSON='{"id":"chatcmpl-nginx","object":"chat.completion","created":1700000000,"model":"gpt-3.5-turbo-1106","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":1,"total_tokens":13}}'
-NGINX_PORT="$(free_port)"
-mkdir -p "$WORK/nginx/tmp"
-cat > "$WORK/nginx/nginx.conf" <<NGINX
+start_nginx() {  # start_nginx DIR PORT HTTP_BODY: one worker serving HTTP_BODY (the http{} block's inside) on PORT,
+                 # started once PORT answers; sets STARTED_PID
+  local dir="$1" port="$2"
+  mkdir -p "$dir/tmp"
+  cat > "$dir/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 8192; }
 http {
   access_log off;
-  client_body_temp_path $WORK/nginx/tmp;
+  client_body_temp_path $dir/tmp;
+  proxy_temp_path $dir/tmp;
   keepalive_requests 10000000;
   keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location /v1/chat/completions {
-      default_type application/json;
-      return 200 '$UPSTREAM_JSON';
-    }
-  }
+$3
 }
 NGINX
-start_nginx() {  # start_nginx DIR PORT: runs DIR/nginx.conf, waits until PORT answers; sets STARTED_PID
-  "${SERVER_PIN[@]}" "$NGINX" -p "$1" -c "$1/nginx.conf" &
+  "${SERVER_PIN[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
   STARTED_PID=$!
   for _ in $(seq 1 100); do
-    if curl -fsS -m 2 -X POST -d '{}' "http://127.0.0.1:$2/v1/chat/completions" >/dev/null 2>&1; then return 0; fi
+    if curl -fsS -m 2 -X POST -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1; then return 0; fi
     kill -0 "$STARTED_PID" 2>/dev/null || break
     sleep 0.1
   done
-  echo "load_test: nginx ($1) did not start" >&2; cat "$1/error.log" >&2 || true; exit 1
+  echo "load_test: nginx ($dir) did not start" >&2; cat "$dir/error.log" >&2 || true; exit 1
 }
-start_nginx "$WORK/nginx" "$NGINX_PORT"
+NGINX_PORT="$(free_port)"
+start_nginx "$WORK/nginx" "$NGINX_PORT" "  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /v1/chat/completions { default_type application/json; return 200 '$UPSTREAM_JSON'; }
+  }"
 NGINX_PID=$STARTED_PID
 echo "load_test: nginx on 127.0.0.1:$NGINX_PORT (pid $NGINX_PID)"
 
-# --- a reference proxy: a second nginx process as a keep-alive reverse proxy in front of the first --------------------
-# The same extra hop baton makes (another process, another loopback round trip), with the least work a proxy can do:
-# what it adds is the floor for any gateway on this machine.
+# The reference proxy: a second nginx process as a keep-alive reverse proxy in front of the first. The same extra hop
+# baton makes (another process, another loopback round trip), with the least work a proxy can do: what it adds is the
+# floor for any gateway on this machine.
 PROXY_PORT="$(free_port)"
-mkdir -p "$WORK/proxy/tmp"
-cat > "$WORK/proxy/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $WORK/proxy/nginx.pid;
-error_log $WORK/proxy/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/proxy/tmp;
-  proxy_temp_path $WORK/proxy/tmp;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  upstream llm { server 127.0.0.1:$NGINX_PORT; keepalive 128; keepalive_requests 10000000; }
+start_nginx "$WORK/proxy" "$PROXY_PORT" "  upstream llm { server 127.0.0.1:$NGINX_PORT; keepalive 128; keepalive_requests 10000000; }
   server {
     listen 127.0.0.1:$PROXY_PORT;
-    location / {
-      proxy_pass http://llm;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-NGINX
-start_nginx "$WORK/proxy" "$PROXY_PORT"
+    location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
 PROXY_PID=$STARTED_PID
 echo "load_test: reference proxy (nginx) on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID)"
 

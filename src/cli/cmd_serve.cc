@@ -21,7 +21,10 @@ Command AddServeCommand(CLI::App& root) {
     std::string listen;
   };
   auto o = std::make_shared<Opts>();
-  app->add_option("--config", o->config, "gateway YAML configuration (see examples/replay.yaml)")->required();
+  app->add_option("--config", o->config,
+                  "gateway YAML configuration (every field: README.md, Configuration reference; an example: "
+                  "examples/replay.yaml)")
+      ->required();
   app->add_option("--listen", o->listen, "HOST:PORT to listen on (overrides the file's listen:; port 0 = any)");
   return {app, [o]() -> Status {
             BATON_ASSIGN_OR_RETURN(gateway::GatewayConfig config, gateway::LoadGatewayConfig(o->config));

@@ -1,5 +1,6 @@
 // Test support: a real llama-server child process on 127.0.0.1, for the backend tests (llama_server_test.cc) and the
-// gateway's end-to-end tests (tests/serve_llama_test.cc). Header-only; used by tests only.
+// gateway's end-to-end tests (tests/serve_llama_test.cc), and the loopback sockets that it and the tests' own fake
+// servers (openai_test.cc) listen on. Header-only; used by tests only.
 //
 // Each server runs in its own process group and dies with the test binary (PR_SET_PDEATHSIG) or when its handle is
 // destroyed. Thread-safety: a handle belongs to one thread.
@@ -26,17 +27,31 @@
 
 namespace baton::testing {
 
-// A loopback port that was free a moment ago.
-inline int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+// A TCP socket bound to a loopback port the kernel picked (SO_REUSEADDR set), not listening yet. The caller closes fd.
+struct LoopbackSocket {
+  int fd = -1;
+  int port = 0;
+};
+inline LoopbackSocket BindLoopback() {
+  LoopbackSocket s;
+  s.fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  bind(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  getsockname(s.fd, reinterpret_cast<sockaddr*>(&a), &len);
+  s.port = ntohs(a.sin_port);
+  return s;
+}
+
+// A loopback port that was free a moment ago.
+inline int FreePort() {
+  const LoopbackSocket s = BindLoopback();
+  close(s.fd);
+  return s.port;
 }
 
 // HTTP status of GET http://127.0.0.1:port/health, 0 when nothing answered within a second.

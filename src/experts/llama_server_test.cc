@@ -96,14 +96,27 @@ std::string* LlamaServerTest::dir_ = nullptr;
 std::string* LlamaServerTest::gguf_ = nullptr;
 std::vector<std::unique_ptr<Server>>* LlamaServerTest::servers_ = nullptr;
 
-TEST_F(LlamaServerTest, CompletionHasUsageBasedCostAndRespectsMaxTokens) {
-  auto e = OpenAi(*(*servers_)[0]);
+// The openai backend itself (MakeOpenAiExpert, no wrappers), each test run twice: through Complete() (/Blocking) and
+// through CompleteAsync() on one testing::LoopThread (/Async). The suite starts servers of its own.
+class LlamaServerCallPathTest : public LlamaServerTest, public ::testing::WithParamInterface<testing::CallPath> {
+ protected:
+  static std::unique_ptr<ExpertBackend> BareOpenAi(const Server& s) {
+    auto e = experts::MakeOpenAiExpert(OpenAiConfig(s, "tiny"));
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    return std::move(e).value();
+  }
+  testing::Caller caller_{GetParam()};
+};
+INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, LlamaServerCallPathTest, testing::BothCallPaths(), testing::CallPathName);
+
+TEST_P(LlamaServerCallPathTest, CompletionHasUsageBasedCostAndRespectsMaxTokens) {
+  auto e = BareOpenAi(*(*servers_)[0]);
   for (int64_t max_tokens : {16, 3}) {
     const auto start = Clock::now();
-    StatusOr<ChatResult> r = e->Complete(Ask(max_tokens));
+    StatusOr<ChatResult> r = caller_.Call(*e, Ask(max_tokens));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    std::printf("[ measured ] llama-server: %lld tokens in %.0f ms\n",
+    std::printf("[ measured ] llama-server (%s): %lld tokens in %.0f ms\n", caller_.name(),
                 static_cast<long long>(r->usage.completion_tokens), ms);
     EXPECT_GT(r->usage.prompt_tokens, 0);
     EXPECT_GT(r->usage.completion_tokens, 0);
@@ -113,59 +126,20 @@ TEST_F(LlamaServerTest, CompletionHasUsageBasedCostAndRespectsMaxTokens) {
   }
 }
 
-TEST_F(LlamaServerTest, StreamingDeliversSeveralDeltasThatAddUpToTheContent) {
-  auto e = OpenAi(*(*servers_)[1]);
-  std::vector<std::string> deltas;
-  StreamSink sink = [&](std::string_view d) {
-    deltas.emplace_back(d);
-    return true;
-  };
-  StatusOr<ChatResult> r = e->Complete(Ask(24), &sink);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_GE(deltas.size(), 3u);
+TEST_P(LlamaServerCallPathTest, StreamingDeliversSeveralDeltasThatAddUpToTheContent) {
+  auto e = BareOpenAi(*(*servers_)[1]);
+  testing::CallOutcome out = caller_.Stream(*e, Ask(24));
+  ASSERT_TRUE(out.result.ok()) << out.result.status().ToString();
+  const ChatResult& r = *out.result;
+  EXPECT_GE(out.pieces.size(), 3u);
   std::string joined;
-  for (const auto& d : deltas) joined += d;
-  EXPECT_EQ(joined, r->content);
-  EXPECT_GT(r->usage.prompt_tokens, 0);
-  EXPECT_GT(r->usage.completion_tokens, 0);
-  EXPECT_LE(r->usage.completion_tokens, 24);
-  EXPECT_GT(r->cost_usd, 0);
-}
-
-// CompleteAsync of the openai backend itself (MakeOpenAiExpert, no wrappers) on one event loop.
-TEST_F(LlamaServerTest, AsyncCompletionOnOneLoop) {
-  auto e = experts::MakeOpenAiExpert(OpenAiConfig(*(*servers_)[0], "tiny"));
-  ASSERT_TRUE(e.ok()) << e.status().ToString();
-  testing::LoopThread loop;
-  for (int64_t max_tokens : {16, 3}) {
-    StatusOr<ChatResult> r = testing::RunAsync(**e, loop, Ask(max_tokens));
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_GT(r->usage.prompt_tokens, 0);
-    EXPECT_GT(r->usage.completion_tokens, 0);
-    EXPECT_LE(r->usage.completion_tokens, max_tokens);
-    EXPECT_NEAR(r->cost_usd, (r->usage.prompt_tokens * 1.5 + r->usage.completion_tokens * 6.0) / 1e6, 1e-12);
-    EXPECT_GT(r->latency_ms, 0);
-  }
-}
-
-TEST_F(LlamaServerTest, AsyncStreamingOnOneLoop) {
-  auto e = experts::MakeOpenAiExpert(OpenAiConfig(*(*servers_)[1], "tiny"));
-  ASSERT_TRUE(e.ok()) << e.status().ToString();
-  testing::LoopThread loop;
-  std::vector<std::string> deltas;
-  StatusOr<ChatResult> r = testing::RunAsync(**e, loop, Ask(24), [&](std::string_view d) {
-    deltas.emplace_back(d);
-    return true;
-  });
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_GE(deltas.size(), 3u);
-  std::string joined;
-  for (const auto& d : deltas) joined += d;
-  EXPECT_EQ(joined, r->content);
-  EXPECT_GT(r->usage.prompt_tokens, 0);
-  EXPECT_GT(r->usage.completion_tokens, 0);
-  EXPECT_LE(r->usage.completion_tokens, 24);
-  EXPECT_NEAR(r->cost_usd, (r->usage.prompt_tokens * 1.5 + r->usage.completion_tokens * 6.0) / 1e6, 1e-12);
+  for (const auto& d : out.pieces) joined += d;
+  EXPECT_EQ(joined, r.content);
+  EXPECT_GT(r.usage.prompt_tokens, 0);
+  EXPECT_GT(r.usage.completion_tokens, 0);
+  EXPECT_LE(r.usage.completion_tokens, 24);
+  EXPECT_GT(r.cost_usd, 0);
+  EXPECT_NEAR(r.cost_usd, (r.usage.prompt_tokens * 1.5 + r.usage.completion_tokens * 6.0) / 1e6, 1e-12);
 }
 
 TEST_F(LlamaServerTest, InProcessLlamaCppOnTheSameGguf) {

@@ -2,21 +2,19 @@
 // Tests build configs with designated initializers that leave most fields at their defaults.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-#include <chrono>
+#include <algorithm>
 #include <fstream>
-#include <functional>
-#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
 #include "baton/expert.h"
 #include "experts/backends.h"
+#include "experts/loop_thread.h"
 
 namespace baton {
 namespace {
@@ -65,7 +63,10 @@ Expected ReadExpected() {
   return e;
 }
 
-class ReplayExpertTest : public ::testing::Test {
+// Each test runs twice: through Complete() (/Blocking) and through CompleteAsync() on a testing::LoopThread without a
+// blocking pool (/Async), where replay answers on the loop itself; RunAsync also checks that the sink and the handler
+// run on the loop's thread, that the handler never runs inside CompleteAsync, and that every piece comes before it.
+class ReplayExpertTest : public testing::CallPathTest {
  protected:
   static void SetUpTestSuite() {
     auto e = MakeExpert(ExpertConfig{.name = "replayed", .kind = "replay", .replay_dir = kDir, .replay_model = kModel});
@@ -88,9 +89,11 @@ class ReplayExpertTest : public ::testing::Test {
 ExpertBackend* ReplayExpertTest::expert_ = nullptr;
 Expected* ReplayExpertTest::expected_ = nullptr;
 
-TEST_F(ReplayExpertTest, KnownPromptGetsTheRecordedAnswerCostAndScore) {
+INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, ReplayExpertTest, testing::BothCallPaths(), testing::CallPathName);
+
+TEST_P(ReplayExpertTest, KnownPromptGetsTheRecordedAnswerCostAndScore) {
   ASSERT_FALSE(expected_->response.empty());
-  StatusOr<ChatResult> r = expert_->Complete(Ask(expected_->text));
+  StatusOr<ChatResult> r = caller_.Call(*expert_, Ask(expected_->text));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->content, expected_->response);
   EXPECT_DOUBLE_EQ(r->cost_usd, expected_->cost);
@@ -99,107 +102,40 @@ TEST_F(ReplayExpertTest, KnownPromptGetsTheRecordedAnswerCostAndScore) {
   EXPECT_EQ(r->usage.prompt_tokens, expected_->tokens_in);
   EXPECT_EQ(r->usage.completion_tokens, expected_->tokens_out);
   // Deterministic.
-  StatusOr<ChatResult> again = expert_->Complete(Ask(expected_->text));
+  StatusOr<ChatResult> again = caller_.Call(*expert_, Ask(expected_->text));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->content, r->content);
 }
 
-TEST_F(ReplayExpertTest, UnknownPromptIsNotFound) {
-  StatusOr<ChatResult> r = expert_->Complete(Ask("A prompt nobody ever recorded, surely."));
+TEST_P(ReplayExpertTest, UnknownPromptIsNotFound) {
+  StatusOr<ChatResult> r = caller_.Call(*expert_, Ask("A prompt nobody ever recorded, surely."));
   ASSERT_EQ(r.status().code(), StatusCode::kNotFound);
   EXPECT_NE(r.status().message().find("replay expert 'replayed' has no recorded answer for this prompt"),
             std::string::npos);
   EXPECT_NE(r.status().message().find("A prompt nobody"), std::string::npos);
 }
 
-TEST_F(ReplayExpertTest, StreamsTheRecordedTextInChunks) {
-  // A longer answer than the first query's, so that it is split.
-  StatusOr<ChatResult> plain = expert_->Complete(Ask(expected_->text));
-  ASSERT_TRUE(plain.ok());
-  std::vector<std::string> pieces;
-  StreamSink sink = [&](std::string_view d) {
-    pieces.emplace_back(d);
-    return true;
-  };
-  StatusOr<ChatResult> r = expert_->Complete(Ask(expected_->text), &sink);
-  ASSERT_TRUE(r.ok());
+TEST_P(ReplayExpertTest, StreamsTheRecordedTextInChunks) {
+  testing::CallOutcome out = caller_.Stream(*expert_, Ask(expected_->text));
+  ASSERT_TRUE(out.result.ok()) << out.result.status().ToString();
   std::string joined;
-  for (const auto& p : pieces) joined += p;
-  EXPECT_EQ(joined, r->content);
-  EXPECT_GE(pieces.size(), std::min<size_t>(r->content.size(), 2));
-  EXPECT_LE(pieces.size(), 8u);
+  for (const auto& p : out.pieces) joined += p;
+  EXPECT_EQ(joined, out.result->content);
+  EXPECT_EQ(out.result->content, expected_->response);
+  EXPECT_GE(out.pieces.size(), std::min<size_t>(out.result->content.size(), 2));
+  EXPECT_LE(out.pieces.size(), 8u);
+  EXPECT_EQ(out.piece_threads, std::set<std::thread::id>{caller_.call_thread()});
 }
 
-// Runs `loop` on the calling thread until `finished()` holds, for at most 10 s.
-void RunUntil(boost::asio::io_context& loop, const std::function<bool()>& finished) {
-  auto guard = boost::asio::make_work_guard(loop);
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!finished() && std::chrono::steady_clock::now() < limit) loop.run_one_for(std::chrono::milliseconds(10));
-}
-
-// Without a blocking pool: replay answers on the loop itself.
-TEST_F(ReplayExpertTest, AsyncAnswersOnTheLoopWithoutABlockingPool) {
-  StatusOr<ChatResult> sync = expert_->Complete(Ask(expected_->text));
-  ASSERT_TRUE(sync.ok());
-  boost::asio::io_context loop;
-  std::optional<StatusOr<ChatResult>> r;
-  std::thread::id done_on;
-  bool inside = true;
-  expert_->CompleteAsync(Ask(expected_->text), {}, {.loop = &loop}, [&](StatusOr<ChatResult> got) {
-    EXPECT_FALSE(inside);
-    done_on = std::this_thread::get_id();
-    r = std::move(got);
+TEST_P(ReplayExpertTest, SinkReturningFalseCancels) {
+  int pieces = 0;
+  StatusOr<ChatResult> r = caller_.Call(*expert_, Ask(expected_->text), [&](std::string_view) {
+    ++pieces;
+    return false;
   });
-  inside = false;
-  EXPECT_FALSE(r.has_value());
-  RunUntil(loop, [&] { return r.has_value(); });
-  ASSERT_TRUE(r.has_value());
-  ASSERT_TRUE(r->ok()) << r->status().ToString();
-  EXPECT_EQ((*r)->content, expected_->response);
-  EXPECT_DOUBLE_EQ((*r)->cost_usd, sync->cost_usd);
-  EXPECT_EQ((*r)->recorded_score, sync->recorded_score);
-  EXPECT_EQ(done_on, std::this_thread::get_id());
-}
-
-TEST_F(ReplayExpertTest, AsyncStreamsThePiecesBeforeTheResult) {
-  boost::asio::io_context loop;
-  std::vector<std::string> pieces;
-  std::optional<StatusOr<ChatResult>> r;
-  size_t pieces_before_done = 0;
-  expert_->CompleteAsync(
-      Ask(expected_->text),
-      [&](std::string_view d) {
-        pieces.emplace_back(d);
-        return true;
-      },
-      {.loop = &loop},
-      [&](StatusOr<ChatResult> got) {
-        pieces_before_done = pieces.size();
-        r = std::move(got);
-      });
-  RunUntil(loop, [&] { return r.has_value(); });
-  ASSERT_TRUE(r.has_value());
-  ASSERT_TRUE(r->ok()) << r->status().ToString();
-  std::string joined;
-  for (const auto& p : pieces) joined += p;
-  EXPECT_EQ(joined, (*r)->content);
-  EXPECT_GE(pieces.size(), 1u);
-  EXPECT_EQ(pieces_before_done, pieces.size());
-}
-
-TEST_F(ReplayExpertTest, AsyncUnknownPromptIsNotFoundAndAStoppingSinkCancels) {
-  boost::asio::io_context loop;
-  std::optional<StatusOr<ChatResult>> unknown, cancelled;
-  expert_->CompleteAsync(Ask("A prompt nobody ever recorded, surely."), {}, {.loop = &loop},
-                         [&](StatusOr<ChatResult> got) { unknown = std::move(got); });
-  expert_->CompleteAsync(
-      Ask(expected_->text), [](std::string_view) { return false; }, {.loop = &loop},
-      [&](StatusOr<ChatResult> got) { cancelled = std::move(got); });
-  RunUntil(loop, [&] { return unknown.has_value() && cancelled.has_value(); });
-  ASSERT_TRUE(unknown.has_value() && cancelled.has_value());
-  EXPECT_EQ(unknown->status().code(), StatusCode::kNotFound);
-  EXPECT_NE(unknown->status().message().find("has no recorded answer for this prompt"), std::string::npos);
-  EXPECT_EQ(cancelled->status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("cancelled by the sink"), std::string::npos) << r.status().message();
+  EXPECT_EQ(pieces, 1);
 }
 
 TEST(ReplayExpertConfigTest, UnknownModelAndMissingSourceAreClearErrors) {

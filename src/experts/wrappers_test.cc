@@ -21,6 +21,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "baton/expert.h"
+#include "experts/loop_thread.h"
 
 namespace baton {
 namespace {
@@ -115,6 +116,12 @@ class FakeExpert : public ExpertBackend {
   bool async_;
 };
 
+// A FakeExpert that answers CompleteAsync on the loop without blocking (its Complete still blocks).
+std::unique_ptr<FakeExpert> AsyncFake(std::deque<Status> script = {}, milliseconds sleep = milliseconds(0),
+                                      bool stream_first = false) {
+  return std::make_unique<FakeExpert>(std::move(script), sleep, stream_first, /*async=*/true);
+}
+
 // Runs `loop` on the calling thread until `finished()` holds, for at most 20 s.
 void RunUntil(net::io_context& loop, const std::function<bool()>& finished) {
   auto guard = net::make_work_guard(loop);
@@ -128,7 +135,8 @@ void WaitUntil(const std::function<bool()>& finished) {
   while (!finished() && Clock::now() < limit) std::this_thread::sleep_for(milliseconds(1));
 }
 
-// An event loop run by a thread of its own, as the gateway has them; destruction lets the work queued finish.
+// An event loop run by a thread of its own, as the gateway has them; destruction lets the work queued finish (unlike
+// testing::LoopThread's, which abandons it).
 class LoopThread {
  public:
   LoopThread() : guard_(net::make_work_guard(loop_)), thread_([this] { loop_.run(); }) {}
@@ -154,153 +162,145 @@ ChatRequest Req(milliseconds timeout = milliseconds(5'000), std::string text = "
 
 const RetryPolicy kFast{.max_retries = 3, .initial_backoff = milliseconds(5), .max_backoff = milliseconds(20)};
 
-TEST(RetryingExpertTest, RetriesUnavailableAndResourceExhaustedThenSucceeds) {
-  auto fake =
-      std::make_unique<FakeExpert>(std::deque<Status>{Status::Unavailable("down"), Status::ResourceExhausted("429")});
+// ---------------------------------------------------------------------------------------------------------------------
+// What Complete and CompleteAsync do alike, each test run twice: through Complete() on the test's thread (/Blocking)
+// and through CompleteAsync() on a testing::LoopThread (/Async), over fakes that answer CompleteAsync on the loop
+// without blocking. RunAsync also checks that the sink and the handler run on the loop's thread, that the handler never
+// runs inside CompleteAsync, and that no piece follows it.
+
+class RetryingExpertTest : public testing::CallPathTest {};
+INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, RetryingExpertTest, testing::BothCallPaths(), testing::CallPathName);
+
+TEST_P(RetryingExpertTest, RetriesUnavailableAndResourceExhaustedThenSucceeds) {
+  auto fake = AsyncFake({Status::Unavailable("down"), Status::ResourceExhausted("429")});
   FakeExpert* f = fake.get();
   RetryingExpert e(std::move(fake), kFast);
-  StatusOr<ChatResult> r = e.Complete(Req());
+  StatusOr<ChatResult> r = caller_.Call(e, Req());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(f->calls_, 3);
   EXPECT_EQ(r->content, "hello");
+  EXPECT_EQ(f->calls_, 3);
+  // Every attempt, and every wait between them, on the caller's thread (blocking) or the loop's (async).
+  EXPECT_EQ(f->threads(), std::set<std::thread::id>{caller_.call_thread()});
 }
 
-TEST(RetryingExpertTest, GivesUpAfterMaxRetries) {
-  std::deque<Status> script(10, Status::Unavailable("down"));
-  auto fake = std::make_unique<FakeExpert>(script);
+TEST_P(RetryingExpertTest, GivesUpAfterMaxRetries) {
+  auto fake = AsyncFake(std::deque<Status>(10, Status::Unavailable("down")));
   FakeExpert* f = fake.get();
   RetryingExpert e(std::move(fake), kFast);
-  StatusOr<ChatResult> r = e.Complete(Req());
+  StatusOr<ChatResult> r = caller_.Call(e, Req());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(f->calls_, 4);
   EXPECT_NE(r.status().message().find("after 4 attempts"), std::string::npos) << r.status().message();
 }
 
-TEST(RetryingExpertTest, DoesNotRetryOtherErrors) {
-  auto fake =
-      std::make_unique<FakeExpert>(std::deque<Status>{Status::InvalidArgument("bad"), Status::DeadlineExceeded("x")});
+TEST_P(RetryingExpertTest, DoesNotRetryOtherErrors) {
+  auto fake = AsyncFake({Status::InvalidArgument("bad"), Status::DeadlineExceeded("x")});
   FakeExpert* f = fake.get();
   RetryingExpert e(std::move(fake), kFast);
-  EXPECT_EQ(e.Complete(Req()).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(e.Complete(Req()).status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(caller_.Call(e, Req()).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(caller_.Call(e, Req()).status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(f->calls_, 2);
 }
 
-TEST(RetryingExpertTest, NeverRetriesAfterStreamingStarted) {
-  std::deque<Status> script(5, Status::Unavailable("reset mid-stream"));
-  auto fake = std::make_unique<FakeExpert>(script, milliseconds(0), /*stream_first=*/true);
+TEST_P(RetryingExpertTest, NeverRetriesAfterStreamingStarted) {
+  auto fake = AsyncFake(std::deque<Status>(5, Status::Unavailable("reset mid-stream")), milliseconds(0),
+                        /*stream_first=*/true);
   FakeExpert* f = fake.get();
   RetryingExpert e(std::move(fake), kFast);
-  std::string got;
-  StreamSink sink = [&](std::string_view d) {
-    got += d;
-    return true;
-  };
-  StatusOr<ChatResult> r = e.Complete(Req(), &sink);
-  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  testing::CallOutcome out = caller_.Stream(e, Req());
+  EXPECT_EQ(out.result.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(f->calls_, 1);
-  EXPECT_EQ(got, "he");
+  EXPECT_EQ(out.pieces, std::vector<std::string>{"he"});
 }
 
-TEST(RetryingExpertTest, RespectsTheOverallTimeout) {
-  std::deque<Status> script(1000, Status::Unavailable("down"));
-  auto fake = std::make_unique<FakeExpert>(script, milliseconds(20));
+TEST_P(RetryingExpertTest, RespectsTheOverallTimeout) {
+  auto fake = AsyncFake(std::deque<Status>(1000, Status::Unavailable("down")), milliseconds(20));
+  FakeExpert* f = fake.get();
   RetryingExpert e(
       std::move(fake),
       RetryPolicy{.max_retries = 1000, .initial_backoff = milliseconds(10), .max_backoff = milliseconds(40)});
   const auto start = Clock::now();
-  StatusOr<ChatResult> r = e.Complete(Req(milliseconds(300)));
+  StatusOr<ChatResult> r = caller_.Call(e, Req(milliseconds(300)));
   const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-  EXPECT_LT(took.count(), 450);
-}
-
-TEST(RetryingExpertTest, PassesTheRemainingTimeToEachAttempt) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{Status::Unavailable("down")}, milliseconds(50));
-  FakeExpert* f = fake.get();
-  RetryingExpert e(std::move(fake), kFast);
-  ASSERT_TRUE(e.Complete(Req(milliseconds(1'000))).ok());
-  EXPECT_LE(f->last_timeout_.load().count(), 950);
-}
-
-TEST(RetryingExpertTest, AsyncRetriesTransientErrorsOnTheLoopThenSucceeds) {
-  auto fake = std::make_unique<FakeExpert>(
-      std::deque<Status>{Status::Unavailable("down"), Status::ResourceExhausted("429")}, milliseconds(0), false, true);
-  FakeExpert* f = fake.get();
-  RetryingExpert e(std::move(fake), kFast);
-  net::io_context loop;
-  std::optional<StatusOr<ChatResult>> r;
-  std::thread::id done_on;
-  e.CompleteAsync(Req(), {}, {.loop = &loop}, [&](StatusOr<ChatResult> got) {
-    done_on = std::this_thread::get_id();
-    r = std::move(got);
-  });
-  RunUntil(loop, [&] { return r.has_value(); });
-  ASSERT_TRUE(r.has_value());
-  ASSERT_TRUE(r->ok()) << r->status().ToString();
-  EXPECT_EQ((*r)->content, "hello");
-  EXPECT_EQ(f->calls_, 3);
-  EXPECT_EQ(done_on, std::this_thread::get_id());
-  EXPECT_EQ(f->threads(), std::set<std::thread::id>{std::this_thread::get_id()});
-}
-
-TEST(RetryingExpertTest, AsyncGivesUpAfterMaxRetries) {
-  auto fake =
-      std::make_unique<FakeExpert>(std::deque<Status>(10, Status::Unavailable("down")), milliseconds(0), false, true);
-  FakeExpert* f = fake.get();
-  RetryingExpert e(std::move(fake), kFast);
-  net::io_context loop;
-  std::optional<StatusOr<ChatResult>> r;
-  e.CompleteAsync(Req(), {}, {.loop = &loop}, [&](StatusOr<ChatResult> got) { r = std::move(got); });
-  RunUntil(loop, [&] { return r.has_value(); });
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(f->calls_, 4);
-  EXPECT_NE(r->status().message().find("after 4 attempts"), std::string::npos) << r->status().message();
-}
-
-TEST(RetryingExpertTest, AsyncNeverRetriesAfterStreamingStarted) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>(5, Status::Unavailable("reset mid-stream")),
-                                           milliseconds(0), /*stream_first=*/true, true);
-  FakeExpert* f = fake.get();
-  RetryingExpert e(std::move(fake), kFast);
-  net::io_context loop;
-  std::string got;
-  std::optional<StatusOr<ChatResult>> r;
-  e.CompleteAsync(
-      Req(),
-      [&](std::string_view d) {
-        got += d;
-        return true;
-      },
-      {.loop = &loop}, [&](StatusOr<ChatResult> result) { r = std::move(result); });
-  RunUntil(loop, [&] { return r.has_value(); });
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(f->calls_, 1);
-  EXPECT_EQ(got, "he");
-}
-
-TEST(RetryingExpertTest, AsyncRespectsTheOverallTimeout) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>(1000, Status::Unavailable("down")), milliseconds(20),
-                                           false, true);
-  FakeExpert* f = fake.get();
-  RetryingExpert e(
-      std::move(fake),
-      RetryPolicy{.max_retries = 1000, .initial_backoff = milliseconds(10), .max_backoff = milliseconds(40)});
-  net::io_context loop;
-  std::optional<StatusOr<ChatResult>> r;
-  const auto start = Clock::now();
-  e.CompleteAsync(Req(milliseconds(300)), {}, {.loop = &loop}, [&](StatusOr<ChatResult> got) { r = std::move(got); });
-  RunUntil(loop, [&] { return r.has_value(); });
-  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->status().code(), StatusCode::kUnavailable);
   EXPECT_GT(f->calls_, 1);
   EXPECT_LT(took.count(), 450);
   EXPECT_LE(f->last_timeout_.load().count(), 300 - 20);  // each attempt gets only the time left
 }
+
+TEST_P(RetryingExpertTest, PassesTheRemainingTimeToEachAttempt) {
+  auto fake = AsyncFake({Status::Unavailable("down")}, milliseconds(50));
+  FakeExpert* f = fake.get();
+  RetryingExpert e(std::move(fake), kFast);
+  ASSERT_TRUE(caller_.Call(e, Req(milliseconds(1'000))).ok());
+  EXPECT_LE(f->last_timeout_.load().count(), 950);
+}
+
+// A caller that finds the one slot taken by a call through the same path.
+class ExpertConcurrencyWaiterTest : public testing::CallPathTest {
+ protected:
+  // Starts a call that takes the slot of `e`, on a thread of its own, and returns once it has the slot.
+  std::thread TakeTheSlot(ConcurrencyLimitedExpert& e) {
+    std::thread holder([this, limited = &e] { EXPECT_TRUE(caller_.Call(*limited, Req()).ok()); });
+    WaitUntil([&] { return e.in_flight() == 1; });
+    return holder;
+  }
+};
+INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, ExpertConcurrencyWaiterTest, testing::BothCallPaths(),
+                         testing::CallPathName);
+
+TEST_P(ExpertConcurrencyWaiterTest, IsHandedTheSlotWithTheTimeLeft) {
+  auto fake = AsyncFake({}, milliseconds(200));
+  FakeExpert* f = fake.get();
+  ConcurrencyLimitedExpert e(std::move(fake), 1);
+  std::thread holder = TakeTheSlot(e);
+  EXPECT_TRUE(caller_.Call(e, Req(milliseconds(1'000))).ok());
+  holder.join();
+  EXPECT_LE(f->last_timeout_.load().count(), 1'000 - 100);  // it waited for the holder's 200 ms, less a head start
+  EXPECT_EQ(e.in_flight(), 0);
+  EXPECT_EQ(e.waiting(), 0);
+}
+
+TEST_P(ExpertConcurrencyWaiterTest, GivesUpAtItsTimeoutWithResourceExhausted) {
+  ConcurrencyLimitedExpert e(AsyncFake({}, milliseconds(400)), 1);
+  std::thread holder = TakeTheSlot(e);
+  const auto start = Clock::now();
+  StatusOr<ChatResult> r = caller_.Call(e, Req(milliseconds(100)));
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  holder.join();
+  EXPECT_EQ(e.in_flight(), 0);
+  EXPECT_EQ(e.waiting(), 0);
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("expert 'fake': all 1 call slots stayed busy for 100 ms"), std::string::npos)
+      << r.status().message();
+  EXPECT_GE(took.count(), 90);
+  EXPECT_LT(took.count(), 300);
+}
+
+class ExpertMeterTest : public testing::CallPathTest {};
+INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, ExpertMeterTest, testing::BothCallPaths(), testing::CallPathName);
+
+TEST_P(ExpertMeterTest, CountsCallsErrorsTokensCostAndLatency) {
+  auto meter = std::make_shared<ExpertMeter>();
+  MeteredExpert e(AsyncFake({Status::Ok(), Status::ResourceExhausted("429")}, milliseconds(5)), meter);
+  EXPECT_TRUE(caller_.Call(e, Req()).ok());
+  EXPECT_FALSE(caller_.Call(e, Req()).ok());
+  EXPECT_TRUE(caller_.Call(e, Req()).ok());
+  ExpertMeter::Snapshot s = meter->Read();
+  EXPECT_EQ(s.calls, 3);
+  EXPECT_EQ(s.errors, 1);
+  EXPECT_EQ(s.errors_by_code[static_cast<int>(StatusCode::kResourceExhausted)], 1);
+  EXPECT_EQ(s.in_flight, 0);
+  EXPECT_EQ(s.prompt_tokens, 20);
+  EXPECT_EQ(s.completion_tokens, 6);
+  EXPECT_NEAR(s.cost_usd, 0.5, 1e-9);
+  EXPECT_GE(s.latency_ms_sum, 15.0);
+  EXPECT_GE(s.latency_ms_max, 5.0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Calls at once: many callers on threads, on loops, or on both.
 
 TEST(ExpertConcurrencyTest, CapsCallsInFlight) {
   auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(30));
@@ -319,23 +319,9 @@ TEST(ExpertConcurrencyTest, CapsCallsInFlight) {
   EXPECT_EQ(e.in_flight(), 0);
 }
 
-TEST(ExpertConcurrencyTest, WaitersGiveUpAtTheirTimeoutWithResourceExhausted) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(400));
-  ConcurrencyLimitedExpert e(std::move(fake), 1);
-  std::thread holder([&] { EXPECT_TRUE(e.Complete(Req()).ok()); });
-  std::this_thread::sleep_for(milliseconds(50));
-  const auto start = Clock::now();
-  StatusOr<ChatResult> r = e.Complete(Req(milliseconds(100)));
-  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-  holder.join();
-  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_GE(took.count(), 90);
-  EXPECT_LT(took.count(), 300);
-}
-
 TEST(ExpertConcurrencyTest, AsyncCapsCallsInFlightAndAllComplete) {
   constexpr int kSlots = 3;
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(10), false, true);
+  auto fake = AsyncFake({}, milliseconds(10));
   FakeExpert* f = fake.get();
   ConcurrencyLimitedExpert e(std::move(fake), kSlots);
   net::io_context loop;
@@ -356,52 +342,13 @@ TEST(ExpertConcurrencyTest, AsyncCapsCallsInFlightAndAllComplete) {
   EXPECT_EQ(e.waiting(), 0);
 }
 
-TEST(ExpertConcurrencyTest, AsyncWaiterGivesUpAtItsTimeoutWithResourceExhausted) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(400), false, true);
-  ConcurrencyLimitedExpert e(std::move(fake), 1);
-  net::io_context loop;
-  std::optional<StatusOr<ChatResult>> holder, waiter;
-  Clock::time_point waiter_done;
-  e.CompleteAsync(Req(), {}, {.loop = &loop}, [&](StatusOr<ChatResult> r) { holder = std::move(r); });
-  const auto start = Clock::now();
-  e.CompleteAsync(Req(milliseconds(100)), {}, {.loop = &loop}, [&](StatusOr<ChatResult> r) {
-    waiter_done = Clock::now();
-    waiter = std::move(r);
-  });
-  RunUntil(loop, [&] { return holder.has_value() && waiter.has_value(); });
-  ASSERT_TRUE(holder.has_value() && waiter.has_value());
-  EXPECT_TRUE(holder->ok());
-  EXPECT_EQ(waiter->status().code(), StatusCode::kResourceExhausted);
-  EXPECT_NE(waiter->status().message().find("expert 'fake': all 1 call slots stayed busy for 100 ms"),
-            std::string::npos)
-      << waiter->status().message();
-  const auto took = std::chrono::duration_cast<milliseconds>(waiter_done - start);
-  EXPECT_GE(took.count(), 90);
-  EXPECT_LT(took.count(), 300);
-  EXPECT_EQ(e.in_flight(), 0);
-  EXPECT_EQ(e.waiting(), 0);
-}
-
-TEST(ExpertConcurrencyTest, AsyncHandOverPassesOnTheTimeLeft) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(100), false, true);
-  FakeExpert* f = fake.get();
-  ConcurrencyLimitedExpert e(std::move(fake), 1);
-  net::io_context loop;
-  int ok = 0;
-  e.CompleteAsync(Req(), {}, {.loop = &loop}, [&](StatusOr<ChatResult> r) { ok += r.ok(); });
-  e.CompleteAsync(Req(milliseconds(1'000)), {}, {.loop = &loop}, [&](StatusOr<ChatResult> r) { ok += r.ok(); });
-  RunUntil(loop, [&] { return ok == 2; });
-  EXPECT_EQ(ok, 2);
-  EXPECT_LE(f->last_timeout_.load().count(), 910);
-}
-
 // Many waiters with timeouts of 0 to 2 ms on several loops and threads, while slots are released on other threads:
 // timer expiry and hand-over race all the time. Whichever wins, every call must complete exactly once and every slot
 // must come back.
 TEST(ExpertConcurrencyTest, TimeoutVersusHandOverRacesNeverLeakASlot) {
   constexpr int kSlots = 2, kLoops = 3, kAsyncPerLoop = 1'000, kSyncThreads = 2, kSyncPerThread = 200;
   constexpr int kTotal = kLoops * kAsyncPerLoop + kSyncThreads * kSyncPerThread;
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(0), false, true);
+  auto fake = AsyncFake();
   FakeExpert* f = fake.get();
   ConcurrencyLimitedExpert e(std::move(fake), kSlots);
   std::vector<std::atomic<int>> completions(kTotal);
@@ -450,7 +397,7 @@ TEST(ExpertConcurrencyTest, TimeoutVersusHandOverRacesNeverLeakASlot) {
 
 TEST(ExpertConcurrencyTest, MixedSyncAndAsyncCallersShareTheSlotsAndAllGetOne) {
   constexpr int kSlots = 2, kLoops = 2, kAsyncPerLoop = 20, kSyncThreads = 4, kSyncPerThread = 5;
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(5), false, true);
+  auto fake = AsyncFake({}, milliseconds(5));
   FakeExpert* f = fake.get();
   ConcurrencyLimitedExpert e(std::move(fake), kSlots);
   std::atomic<int> ok{0}, finished{0};
@@ -486,7 +433,7 @@ TEST(ExpertConcurrencyTest, MixedSyncAndAsyncCallersShareTheSlotsAndAllGetOne) {
 }
 
 TEST(ExpertConcurrencyTest, SyncAndAsyncWaitersAreServedInOneFifo) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{}, milliseconds(50), false, true);
+  auto fake = AsyncFake({}, milliseconds(50));
   FakeExpert* f = fake.get();
   ConcurrencyLimitedExpert e(std::move(fake), 1);
   LoopThread loop;
@@ -505,31 +452,14 @@ TEST(ExpertConcurrencyTest, SyncAndAsyncWaitersAreServedInOneFifo) {
   EXPECT_EQ(f->started(), (std::vector<std::string>{"holder", "async 1", "sync", "async 2"}));
 }
 
-TEST(ExpertMeterTest, CountsCallsErrorsTokensCostAndLatency) {
-  auto meter = std::make_shared<ExpertMeter>();
-  MeteredExpert e(
-      std::make_unique<FakeExpert>(std::deque<Status>{Status::Ok(), Status::ResourceExhausted("429")}, milliseconds(5)),
-      meter);
-  EXPECT_TRUE(e.Complete(Req()).ok());
-  EXPECT_FALSE(e.Complete(Req()).ok());
-  EXPECT_TRUE(e.Complete(Req()).ok());
-  ExpertMeter::Snapshot s = meter->Read();
-  EXPECT_EQ(s.calls, 3);
-  EXPECT_EQ(s.errors, 1);
-  EXPECT_EQ(s.errors_by_code[static_cast<int>(StatusCode::kResourceExhausted)], 1);
-  EXPECT_EQ(s.in_flight, 0);
-  EXPECT_EQ(s.prompt_tokens, 20);
-  EXPECT_EQ(s.completion_tokens, 6);
-  EXPECT_NEAR(s.cost_usd, 0.5, 1e-9);
-  EXPECT_GE(s.latency_ms_sum, 15.0);
-  EXPECT_GE(s.latency_ms_max, 5.0);
-}
+// ---------------------------------------------------------------------------------------------------------------------
+// What only CompleteAsync does: calls in flight on a loop that has not run yet, the whole stack on one loop thread, and
+// the default CompleteAsync of a backend that can only block.
 
-TEST(ExpertMeterTest, CountsAsyncCallsFromStartToCompletion) {
+// Three calls started at once are in flight until their handlers run, and each one's latency runs until then.
+TEST(ExpertMeterAsyncTest, CountsAsyncCallsFromStartToCompletion) {
   auto meter = std::make_shared<ExpertMeter>();
-  MeteredExpert e(std::make_unique<FakeExpert>(std::deque<Status>{Status::Ok(), Status::ResourceExhausted("429")},
-                                               milliseconds(5), false, true),
-                  meter);
+  MeteredExpert e(AsyncFake({Status::Ok(), Status::ResourceExhausted("429")}, milliseconds(5)), meter);
   net::io_context loop;
   int finished = 0;
   for (int i = 0; i < 3; ++i) e.CompleteAsync(Req(), {}, {.loop = &loop}, [&](StatusOr<ChatResult>) { ++finished; });
@@ -537,14 +467,9 @@ TEST(ExpertMeterTest, CountsAsyncCallsFromStartToCompletion) {
   EXPECT_EQ(meter->Read().calls, 0);
   RunUntil(loop, [&] { return finished == 3; });
   ExpertMeter::Snapshot s = meter->Read();
+  EXPECT_EQ(s.in_flight, 0);
   EXPECT_EQ(s.calls, 3);
   EXPECT_EQ(s.errors, 1);
-  EXPECT_EQ(s.errors_by_code[static_cast<int>(StatusCode::kResourceExhausted)], 1);
-  EXPECT_EQ(s.in_flight, 0);
-  EXPECT_EQ(s.prompt_tokens, 20);
-  EXPECT_EQ(s.completion_tokens, 6);
-  EXPECT_NEAR(s.cost_usd, 0.5, 1e-9);
-  EXPECT_GE(s.latency_ms_sum, 15.0);
   EXPECT_GE(s.latency_ms_max, 5.0);
 }
 
@@ -552,8 +477,7 @@ TEST(ExpertMeterTest, CountsAsyncCallsFromStartToCompletion) {
 // slot wait, streamed piece and completion happens on the one loop thread, and two calls run at once on it (so
 // nothing blocks it).
 TEST(AsyncWrapperTest, TheWholeStackStaysOnTheLoopThread) {
-  auto fake = std::make_unique<FakeExpert>(std::deque<Status>{Status::Unavailable("down"), Status::Unavailable("down")},
-                                           milliseconds(20), false, true);
+  auto fake = AsyncFake({Status::Unavailable("down"), Status::Unavailable("down")}, milliseconds(20));
   FakeExpert* f = fake.get();
   auto meter = std::make_shared<ExpertMeter>();
   RetryingExpert e(
@@ -593,12 +517,9 @@ TEST(AsyncWrapperTest, TheWholeStackStaysOnTheLoopThread) {
 // Every path that can end a call early (a free slot, no time left, a wait that times out at once, an error not worth
 // retrying) still answers from the loop, never from inside CompleteAsync.
 TEST(AsyncWrapperTest, DoneIsNeverInvokedInsideCompleteAsync) {
-  auto async_fake = [](std::deque<Status> script = {}) {
-    return std::make_unique<FakeExpert>(std::move(script), milliseconds(0), false, true);
-  };
-  MeteredExpert metered(async_fake(), nullptr);
-  ConcurrencyLimitedExpert limited(async_fake(), 1);
-  RetryingExpert retrying(async_fake({Status::InvalidArgument("bad")}), kFast);
+  MeteredExpert metered(AsyncFake(), nullptr);
+  ConcurrencyLimitedExpert limited(AsyncFake(), 1);
+  RetryingExpert retrying(AsyncFake({Status::InvalidArgument("bad")}), kFast);
   net::io_context loop;
   bool inside = false;
   int finished = 0, called_inside = 0;

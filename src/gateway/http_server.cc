@@ -1,18 +1,11 @@
-// The gateway's HTTP server: Boost.Beast, asynchronous, a small pool of event-loop threads.
+// The gateway's HTTP server: Boost.Beast, asynchronous, one io_context per event-loop thread.
 //
-// Library choice, by measurement (2-core VM shared with wrk, loopback, hello-world GET answering 200 "ok",
-// `wrk -t2 -c100 -d5s --latency http://127.0.0.1:PORT/`; re-run with scripts/http_library_bench.sh):
-//   cpp-httplib 0.11 (Debian libcpp-httplib-dev):      562 req/s, p50 44 ms, p99 902 ms, 9 threads, 8 MB RSS
-//   Boost.Beast 1.81 async, 2 event-loop threads:   68,379 req/s, p50 1.26 ms, p99 3.8 ms, 3 threads, 4.5 MB RSS
-// cpp-httplib is thread-per-connection (a pool of 8 blocking threads, each held by one keep-alive connection), so
-// 100 connections queue behind 8 and 1,000 open connections would need 1,000 threads. Beast keeps an idle
-// connection at a socket plus a buffer: the gateway holding 1,000 idle keep-alive connections grew from 81.3 MB to
-// 84.0 MB resident (replay example: most of that is the 11 experts' recorded answers), with no extra threads.
-// The finished gateway (examples/replay.yaml, budget raised, pass-through to a replay expert, 10 connections paced
-// with a 2 ms wrk delay(), ~3,500 req/s offered, machine load average 4.7 from parallel builds): server-side time
-// from request read to response written p50 ~0.2 ms, p99 ~1 ms (/metrics histogram); wrk end to end p50 0.51 ms,
-// p99 2.8 ms. Routed ("model": "baton") requests add the router's prediction (~0.3-0.5 ms with the default
-// predictor). See the gateway report for the exact commands.
+// Library choice, by measurement (bench/RESULTS.md, "HTTP server library"; re-run with scripts/http_library_bench.sh):
+// a hello-world server under `wrk -t2 -c100` on this 2-core machine answers ~300 req/s with Debian's cpp-httplib 0.11
+// (a pool of blocking threads, each held by one keep-alive connection: 1,000 open connections would need 1,000
+// threads) against 73,000-92,000 req/s with Beast, which keeps an idle connection at a socket plus a buffer.
+// One io_context per thread (rather than one shared by all threads with a strand per connection) keeps a connection,
+// its handlers and its upstream calls on one thread with no locking: see bench/RESULTS.md, "Gateway overhead".
 #include "gateway/http_server.h"
 
 #include <deque>

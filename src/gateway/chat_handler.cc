@@ -142,7 +142,6 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     if (delta.empty()) return true;
     const ExpertSlot& expert = s_.router->experts()[current_];
     if (!StartStream(expert)) return false;
-    streamed_any_ = true;
     return ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta, ""));
   }
 
@@ -161,7 +160,8 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     // Upstream messages can quote the prompt (replay does), so they are logged only when prompts may be recorded.
     std::fprintf(stderr, "baton serve: expert '%s' failed: %s\n", expert.config.name.c_str(),
                  s_.config.record_prompts ? last_error_.ToString().c_str() : StatusCodeName(last_error_.code()));
-    if (streamed_any_ || !routed_ || !Retryable(last_error_)) return GiveUp();
+    // Once the stream has begun (or the client went away while it began) another expert cannot take over.
+    if (stream_started_ || !routed_ || !Retryable(last_error_)) return GiveUp();
     Next();
   }
 
@@ -271,7 +271,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   Status last_error_;
   Clock::time_point attempt_start_;
   double upstream_ms_ = 0;
-  bool in_attempt_ = false, stream_started_ = false, stream_ok_ = true, streamed_any_ = false;
+  bool in_attempt_ = false, stream_started_ = false, stream_ok_ = true;
 };
 
 }  // namespace

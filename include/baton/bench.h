@@ -197,12 +197,12 @@ struct BenchOptions {
   std::vector<std::string> routers;             // predictor names; empty = PredictorNames(). Default: all
   std::vector<std::string> default_candidates;  // shortlist for the CV default choice (ties: the earlier one);
                                                 // empty = all of `routers`. Default: empty
-  size_t cv_folds = 3;         // folds for the default choice (1 = skip CV, take the first). Default: 3
-  size_t num_lambdas = 40;     // log-spaced lambdas besides 0. Default: 40
+  size_t cv_folds = 3;               // folds for the default choice (1 = skip CV, take the first). Default: 3
+  size_t num_lambdas = 40;           // log-spaced lambdas besides 0. Default: 40
   size_t breakpoint_lambdas = 1500;  // plus up to this many lambdas between exact break-points (BreakpointLambdas),
                                      // so the curve is measured at every distinct assignment; 0 = off. Default: 1500
-  uint64_t seed = 0;           // predictor seeds and CV folds. Default: 0
-  bool cross_validate = true;  // PredictorOptions::cross_validate for the final training. Default: true
+  uint64_t seed = 0;                 // predictor seeds and CV folds. Default: 0
+  bool cross_validate = true;        // PredictorOptions::cross_validate for the final training. Default: true
   std::vector<double> tier_budgets = {0.1, 0.25, 0.5, 1.0};  // fractions of best_single cost for TierShare
   PredictorFactory make_predictor;                           // empty = MakePredictor
   std::function<void(const std::string&)> progress;          // progress lines (no newline); empty = silent
@@ -217,6 +217,5 @@ nlohmann::json BenchResultToJson(const BenchResult& r);
 
 // The self-contained HTML report (inline SVG, no scripts).
 std::string RenderBenchReport(const BenchResult& r, const std::string& title);
-
 
 }  // namespace baton

@@ -21,8 +21,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -44,17 +44,17 @@ class thread_pool;
 namespace baton {
 
 struct ChatMessage {
-  std::string role;     // "system", "user", "assistant"
+  std::string role;  // "system", "user", "assistant"
   std::string content;
 };
 
 // Per-request options (what a client sends). Startup options of a backend live in ExpertConfig.
 struct ChatRequest {
   std::vector<ChatMessage> messages;
-  std::optional<int64_t> max_tokens;   // Default: the backend's
-  std::optional<double> temperature;   // Default: the backend's
+  std::optional<int64_t> max_tokens;                // Default: the backend's
+  std::optional<double> temperature;                // Default: the backend's
   nlohmann::json extra = nlohmann::json::object();  // other OpenAI fields, passed through to openai backends
-  std::chrono::milliseconds timeout{60'000};         // whole call, retries included. Default: 60 s
+  std::chrono::milliseconds timeout{60'000};        // whole call, retries included. Default: 60 s
 };
 
 struct ChatUsage {
@@ -66,7 +66,7 @@ struct ChatResult {
   std::string content;
   std::string finish_reason = "stop";
   ChatUsage usage;
-  double cost_usd = 0;       // from usage and the expert's prices (or the recorded cost for replay)
+  double cost_usd = 0;  // from usage and the expert's prices (or the recorded cost for replay)
   double latency_ms = 0;
   std::optional<double> recorded_score;  // replay only: the score this answer earned when it was recorded
 };
@@ -95,22 +95,22 @@ struct ExpertConfig {
   std::optional<double> usd_per_mtok_in;  // list prices; cost = usage x prices. Default: unknown (cost 0)
   std::optional<double> usd_per_mtok_out;
   // openai
-  std::string base_url;       // e.g. "http://127.0.0.1:8081/v1" (".../chat/completions" is appended)
-  std::string model;          // the upstream's model name. Default: `name`
-  std::string api_key_env;    // environment variable holding the API key; "" = no key. Never logged.
+  std::string base_url;     // e.g. "http://127.0.0.1:8081/v1" (".../chat/completions" is appended)
+  std::string model;        // the upstream's model name. Default: `name`
+  std::string api_key_env;  // environment variable holding the API key; "" = no key. Never logged.
   // replay
-  std::string replay_db;      // a baton database holding the recorded responses (baton import), or
-  std::string replay_dir;     // a dataset folder to import into memory at start-up
-  std::string replay_dataset; // which stored dataset to answer from; "" = any
-  std::string replay_model;   // the recorded model whose answers to serve. Default: `name`
+  std::string replay_db;       // a baton database holding the recorded responses (baton import), or
+  std::string replay_dir;      // a dataset folder to import into memory at start-up
+  std::string replay_dataset;  // which stored dataset to answer from; "" = any
+  std::string replay_model;    // the recorded model whose answers to serve. Default: `name`
   // llamacpp
-  std::string gguf_path;      // local GGUF model file
-  int64_t n_ctx = 2048;       // context length. Default: 2048
+  std::string gguf_path;             // local GGUF model file
+  int64_t n_ctx = 2048;              // context length. Default: 2048
   int64_t default_max_tokens = 256;  // when the request gives none. Default: 256
   // wrappers
   std::chrono::milliseconds timeout{60'000};  // per call. Default: 60 s
-  int max_retries = 2;        // retries on 429 / 5xx / connection errors, exponential backoff with jitter. Default: 2
-  int max_concurrency = 16;   // calls in flight to this expert at once. Default: 16
+  int max_retries = 2;       // retries on 429 / 5xx / connection errors, exponential backoff with jitter. Default: 2
+  int max_concurrency = 16;  // calls in flight to this expert at once. Default: 16
 };
 
 class ExpertBackend {
@@ -136,13 +136,13 @@ class ExpertBackend {
 // may be called from any thread at once (a snapshot is per-counter consistent, not a transaction across counters).
 struct ExpertMeter {
   struct Snapshot {
-    int64_t calls = 0;            // calls finished (ok or not)
-    int64_t errors = 0;           // calls that returned an error
-    int64_t in_flight = 0;        // calls started and not yet finished
-    int64_t prompt_tokens = 0;    // summed over successful calls
+    int64_t calls = 0;          // calls finished (ok or not)
+    int64_t errors = 0;         // calls that returned an error
+    int64_t in_flight = 0;      // calls started and not yet finished
+    int64_t prompt_tokens = 0;  // summed over successful calls
     int64_t completion_tokens = 0;
     double cost_usd = 0;
-    double latency_ms_sum = 0;    // over all finished calls; mean = latency_ms_sum / calls
+    double latency_ms_sum = 0;  // over all finished calls; mean = latency_ms_sum / calls
     double latency_ms_max = 0;
     int64_t errors_by_code[16] = {};  // indexed by static_cast<int>(StatusCode)
   };
@@ -151,7 +151,7 @@ struct ExpertMeter {
   std::atomic<int64_t> in_flight{0};
   std::atomic<int64_t> prompt_tokens{0};
   std::atomic<int64_t> completion_tokens{0};
-  std::atomic<int64_t> cost_nano_usd{0};     // cost in 1e-9 USD, so it can be an atomic integer
+  std::atomic<int64_t> cost_nano_usd{0};  // cost in 1e-9 USD, so it can be an atomic integer
   std::atomic<int64_t> latency_us_sum{0};
   std::atomic<int64_t> latency_us_max{0};
   std::atomic<int64_t> errors_by_code[16] = {};
@@ -220,8 +220,8 @@ class ConcurrencyLimitedExpert : public ExpertBackend {
 };
 
 struct RetryPolicy {
-  int max_retries = 2;                                 // attempts = 1 + max_retries
-  std::chrono::milliseconds initial_backoff{100};      // cap of the first wait; doubles each retry
+  int max_retries = 2;                             // attempts = 1 + max_retries
+  std::chrono::milliseconds initial_backoff{100};  // cap of the first wait; doubles each retry
   std::chrono::milliseconds max_backoff{5'000};
 };
 

@@ -34,8 +34,8 @@ struct Sweep {
 };
 
 // The log-spaced grid plus (when breakpoint_lambdas > 0) one lambda per distinct assignment, sorted.
-std::vector<double> SweepGrid(const std::vector<float>& ps, const std::vector<float>& pc, size_t ne,
-                              size_t num_lambdas, size_t breakpoint_lambdas) {
+std::vector<double> SweepGrid(const std::vector<float>& ps, const std::vector<float>& pc, size_t ne, size_t num_lambdas,
+                              size_t breakpoint_lambdas) {
   std::vector<double> grid = LambdaGrid(ps, pc, ne, num_lambdas);
   if (breakpoint_lambdas > 0) {
     const std::vector<double> b = BreakpointLambdas(ps, pc, ne, breakpoint_lambdas);

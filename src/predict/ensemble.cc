@@ -3,9 +3,10 @@
 //   score(q, e) = sum_k w_ek * p_k(q, e),   w_e >= 0, sum_k w_ek = 1
 //
 // where p_k are the components' predictions. The weights minimise the binary cross-entropy of observed cells
-// (fractional scores as soft targets) of OUT-OF-FOLD predictions: each component is trained on two thirds of the training queries and predicts the remaining third,
-// so a component that overfits its own training rows earns no extra weight. The components are then retrained on all
-// of train. The components and the stacking weights are saved, so a loaded ensemble predicts bit-for-bit.
+// (fractional scores as soft targets) of OUT-OF-FOLD predictions: each component is trained on two thirds of the
+// training queries and predicts the remaining third, so a component that overfits its own training rows earns no extra
+// weight. The components are then retrained on all of train. The components and the stacking weights are saved, so a
+// loaded ensemble predicts bit-for-bit.
 #include <fmt/format.h>
 
 #include <Eigen/Dense>
@@ -88,8 +89,8 @@ class EnsemblePredictor final : public PredictorBase {
     LoadBase(&r);
     weight_ = r.F32s();
     const uint64_t nk = r.U64();
-    if (r.ok() && nk != std::size(kComponents)) r.Fail(fmt::format("ensemble has {} components, expected {}", nk,
-                                                                    std::size(kComponents)));
+    if (r.ok() && nk != std::size(kComponents))
+      r.Fail(fmt::format("ensemble has {} components, expected {}", nk, std::size(kComponents)));
     r.Expect(weight_, experts_.size() * std::size(kComponents), "ensemble weights");
     components_.clear();
     for (uint64_t k = 0; k < nk && r.ok(); ++k) {

@@ -23,8 +23,12 @@ Dataset SubdomainDataset() {
   for (int i = 0; i < 402; ++i) {
     const int s = i < 200 ? 1 : i < 400 ? 2 : 3;
     src.push_back(s);
-    queries.push_back({.id = i + 1, .external_id = "q" + std::to_string(i), .dataset = "syn", .domain = "d",
-                       .text = "question " + std::to_string(i), .source = "s" + std::to_string(s)});
+    queries.push_back({.id = i + 1,
+                       .external_id = "q" + std::to_string(i),
+                       .dataset = "syn",
+                       .domain = "d",
+                       .text = "question " + std::to_string(i),
+                       .source = "s" + std::to_string(s)});
   }
   Dataset ds(experts, queries);
   for (int i = 0; i < 402; ++i) {

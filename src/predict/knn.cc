@@ -106,8 +106,8 @@ class NeighborPredictor final : public PredictorBase {
     Eigen::Map<Eigen::VectorXf>(sims.data(), static_cast<Eigen::Index>(n_)).noalias() =
         zm * Eigen::Map<const Eigen::VectorXf>(z, kEmbedDim);
     TopK(sims.data(), n_, kind_ == Kind::kSw ? kSwTopK : config_.k, &nb);
-    Aggregate(kind_, config_, nb, y_.data(), experts_.size(), prior_, DomainId(q.domain),
-              SubId(q.domain, q.subdomain), out);
+    Aggregate(kind_, config_, nb, y_.data(), experts_.size(), prior_, DomainId(q.domain), SubId(q.domain, q.subdomain),
+              out);
   }
 
   void SaveState(std::string* out) const override {

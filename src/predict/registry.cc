@@ -13,7 +13,8 @@ struct Entry {
 };
 
 constexpr Entry kEntries[] = {
-    // The default for `baton fit` and `baton serve`: one routing decision costs ~20 us (bench/RESULTS.md). `baton bench`
+    // The default for `baton fit` and `baton serve`: one routing decision costs ~20 us (bench/RESULTS.md). `baton
+    // bench`
     // picks its own default per dataset by cross-validation on train, over every router below.
     {"factorized", predict::NewFactorizedPredictor},
     // A log-loss-weighted mix of domain-prior, factorized, knn and routerbench-mlp: ties or slightly beats each on

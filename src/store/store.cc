@@ -313,9 +313,9 @@ Status Store::SetClientSpend(const std::string& key_hash, double spent_usd, doub
 }
 
 StatusOr<std::vector<ClientBudgetRecord>> Store::ListClientBudgets() {
-  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(
-                                     "SELECT key_hash, name, budget_usd, spent_usd, reserved_usd FROM client_budgets "
-                                     "ORDER BY name, key_hash"));
+  BATON_ASSIGN_OR_RETURN(
+      Stmt s, impl_->db.Prepare("SELECT key_hash, name, budget_usd, spent_usd, reserved_usd FROM client_budgets "
+                                "ORDER BY name, key_hash"));
   std::vector<ClientBudgetRecord> out;
   while (true) {
     BATON_ASSIGN_OR_RETURN(bool row, s.Step());

@@ -55,20 +55,14 @@ free_port() {  # a port nobody listens on right now (the kernel's choice)
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# shellcheck source=lib/serve.sh
+source "$ROOT/scripts/lib/serve.sh"
 WORK="$(mktemp -d)"
 mkdir -p "$OUT_DIR"
 NGINX_PID=""
-BATON_PID=""
-stop() {  # stop PID: TERM, wait at most 10 s, then KILL
-  local pid="$1"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 PROXY_PID=""
-cleanup() { stop "$BATON_PID"; stop "$PROXY_PID"; stop "$NGINX_PID"; rm -rf "$WORK"; }
+SERVE_PID=""
+cleanup() { stop_process "$SERVE_PID"; stop_process "$PROXY_PID"; stop_process "$NGINX_PID"; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -136,19 +130,9 @@ keys:
 experts:
   - {name: $MODEL, kind: openai, base_url: "http://127.0.0.1:$NGINX_PORT/v1"}
 YAML
-: >"$WORK/baton.out"; : >"$WORK/baton.err"  # exist before the child opens them (read below)
-(cd "$ROOT" && exec "${SERVER_PIN[@]}" "$BATON" serve --config "$WORK/baton.yaml" --listen 127.0.0.1:0 >"$WORK/baton.out" 2>"$WORK/baton.err") &
-BATON_PID=$!
-BATON_PORT=""
-for _ in $(seq 1 1200); do  # at most 120 s (the router is fitted at start-up)
-  kill -0 "$BATON_PID" 2>/dev/null || { echo "load_test: baton serve exited:" >&2; cat "$WORK/baton.err" >&2; exit 1; }
-  BATON_PORT="$(sed -n 's|.*listening on http://[^:]*:\([0-9][0-9]*\).*|\1|p' "$WORK/baton.out" | head -n 1 || true)"
-  if [ -n "$BATON_PORT" ] && curl -fsS -m 2 "http://127.0.0.1:$BATON_PORT/healthz" >/dev/null 2>&1; then break; fi
-  BATON_PORT=""
-  sleep 0.1
-done
-[ -n "$BATON_PORT" ] || { echo "load_test: baton serve did not become healthy" >&2; cat "$WORK/baton.err" >&2; exit 1; }
-echo "load_test: baton serve on 127.0.0.1:$BATON_PORT (pid $BATON_PID)"
+start_baton_serve load_test "$WORK" "${SERVER_PIN[@]}" "$BATON" serve --config "$WORK/baton.yaml" --listen 127.0.0.1:0
+BATON_PID=$SERVE_PID
+BATON_PORT=$SERVE_PORT
 
 body() { printf '{"model":"%s","messages":[{"role":"user","content":"What is 2+2? Answer with one number."}],"max_tokens":8}' "$1"; }
 for m in "$MODEL" baton; do  # one real request each way before loading, to fail fast

@@ -19,17 +19,11 @@ if [ ! -d "$ROOT/tests/node/node_modules/openai" ]; then
   timeout 300 npm ci --prefix "$ROOT/tests/node" --no-audit --no-fund
 fi
 
+# shellcheck source=lib/serve.sh
+source "$ROOT/scripts/lib/serve.sh"
 WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
+SERVE_PID=""
+cleanup() { stop_process "$SERVE_PID"; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -37,25 +31,9 @@ trap 'exit 130' INT TERM
 sed -e "s|^store: .*|store: $WORK/gateway.db|" "$ROOT/examples/replay.yaml" > "$WORK/replay.yaml"
 
 cd "$ROOT"
-: >"$WORK/stdout"; : >"$WORK/stderr"  # exist before the child opens them (read below)
-"$BATON" serve --config "$WORK/replay.yaml" --listen 127.0.0.1:0 >"$WORK/stdout" 2>"$WORK/stderr" &
-SERVER_PID=$!
-
-# Wait (at most 120 s: the router is fitted at start-up) for the port line and then for /healthz.
-PORT=""
-for _ in $(seq 1 1200); do
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "test_openai_client: baton serve exited early:" >&2; cat "$WORK/stderr" "$WORK/stdout" >&2; exit 1
-  fi
-  PORT="$(sed -n 's|.*listening on http://[^:]*:\([0-9][0-9]*\).*|\1|p' "$WORK/stdout" | head -n 1 || true)"
-  if [ -n "$PORT" ] && curl -fsS -m 2 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then break; fi
-  PORT=""
-  sleep 0.1
-done
-[ -n "$PORT" ] || { echo "test_openai_client: baton serve did not become healthy in 120 s" >&2; cat "$WORK/stderr" >&2; exit 1; }
-echo "test_openai_client: baton serve on 127.0.0.1:$PORT (pid $SERVER_PID)"
+start_baton_serve test_openai_client "$WORK" "$BATON" serve --config "$WORK/replay.yaml" --listen 127.0.0.1:0
 
 # `node --test` with no argument finds tests/node/*.test.mjs (and skips node_modules) on every node from 18 on;
 # a directory argument is read as a glob pattern by node >= 21.
 cd "$ROOT/tests/node"
-BATON_PORT="$PORT" timeout 300 node --test
+BATON_PORT="$SERVE_PORT" timeout 300 node --test

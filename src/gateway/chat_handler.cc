@@ -69,11 +69,12 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     key_ = *key;
     const ClientKeyConfig& kc = s_.config.keys[key_];
     log_.client_key_hash = kc.key_sha256;
-    if (!s_.limiters[key_]->Allow()) {
+    KeyState& ks = *s_.key_state[key_];
+    if (!ks.limiter.Allow()) {
       return Finish(
           ErrorResponse(429, "rate limit exceeded for this key; slow down", "rate_limit_error", "rate_limit_exceeded"));
     }
-    key_slot_ = s_.key_in_flight[key_].get();
+    key_slot_ = &ks.in_flight;
     if (key_slot_->fetch_add(1) >= kc.max_concurrency && kc.max_concurrency > 0) {
       return Finish(
           ErrorResponse(429,

@@ -93,12 +93,11 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
     rec->PersistBudget({a.key_hash, a.name, a.budget_usd, a.spent_usd, a.reserved_usd});
   });
   for (const auto& k : config.keys) {
-    auto l = std::make_unique<RateLimiter>();
-    l->rate = k.rate_limit_rps;
-    l->tokens = std::max(1.0, k.rate_limit_rps);
-    l->last = std::chrono::steady_clock::now();
-    s->limiters.push_back(std::move(l));
-    s->key_in_flight.push_back(std::make_unique<std::atomic<int>>(0));
+    auto ks = std::make_unique<KeyState>();
+    ks->limiter.rate = k.rate_limit_rps;
+    ks->limiter.tokens = std::max(1.0, k.rate_limit_rps);
+    ks->limiter.last = std::chrono::steady_clock::now();
+    s->key_state.push_back(std::move(ks));
   }
   nlohmann::json models = {{"object", "list"}, {"data", nlohmann::json::array()}};
   auto add_model = [&models](const std::string& id) {

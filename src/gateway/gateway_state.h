@@ -31,6 +31,12 @@ struct RateLimiter {
   bool Allow();
 };
 
+// What the gateway tracks per client key besides its budget (the ledger holds that).
+struct KeyState {
+  RateLimiter limiter;
+  std::atomic<int> in_flight{0};  // requests of this key not yet finished
+};
+
 struct Gateway::State {
   GatewayConfig config;
   std::unique_ptr<KeyRing> keys;
@@ -38,9 +44,8 @@ struct Gateway::State {
   std::unique_ptr<Recorder> recorder;  // owns the store; declared before ledger (ledger persists through it)
   std::unique_ptr<BudgetLedger> ledger;
   Metrics metrics;
-  std::vector<std::unique_ptr<RateLimiter>> limiters;            // per key
-  std::vector<std::unique_ptr<std::atomic<int>>> key_in_flight;  // per key: its requests in flight
-  std::string models_json;                                       // GET /v1/models, built once
+  std::vector<std::unique_ptr<KeyState>> key_state;    // per key, in config.keys order
+  std::string models_json;                             // GET /v1/models, built once
   std::unique_ptr<boost::asio::thread_pool> blocking;  // experts that can only block; joined before server dies
   std::unique_ptr<HttpServer> server;
   bool shut_down = false;

@@ -80,11 +80,18 @@ struct Harness {
   std::string db;
 };
 
+struct GatewayOptions {
+  double budget = 100;
+  Status down_status = Status::Unavailable("connection refused");  // how "down" fails
+  int64_t max_body = 4096;
+  bool record_prompts = false;
+  double rate_limit_rps = 0;
+  int key_max_concurrency = 0;
+};
+
 // Experts: "good" (score .9), "down" (score .95, fails with `down_status`), "cheap" (score .5). Prices make the
 // router's cost estimate 0.01 USD for each.
-Harness StartGateway(double budget = 100, Status down_status = Status::Unavailable("connection refused"),
-                     int64_t max_body = 4096, bool record_prompts = false, double rate_limit_rps = 0,
-                     int key_max_concurrency = 0) {
+Harness StartGateway(const GatewayOptions& o = {}) {
   Harness h;
   static std::atomic<int> n{0};
   h.db = (std::filesystem::temp_directory_path() /
@@ -94,14 +101,14 @@ Harness StartGateway(double budget = 100, Status down_status = Status::Unavailab
   GatewayConfig c;
   c.source = "test";
   c.store_path = h.db;
-  c.max_body_bytes = max_body;
-  c.record_prompts = record_prompts;
+  c.max_body_bytes = o.max_body;
+  c.record_prompts = o.record_prompts;
   c.worker_threads = 32;
   c.keys = {{.name = "tester",
              .key_sha256 = Sha256Hex(kKey),
-             .budget_usd = budget,
-             .rate_limit_rps = rate_limit_rps,
-             .max_concurrency = key_max_concurrency}};
+             .budget_usd = o.budget,
+             .rate_limit_rps = o.rate_limit_rps,
+             .max_concurrency = o.key_max_concurrency}};
   GatewayParts parts;
   const std::vector<std::string> names = {"good", "down", "cheap"};
   for (const auto& name : names) {
@@ -112,7 +119,7 @@ Harness StartGateway(double budget = 100, Status down_status = Status::Unavailab
     e.usd_per_mtok_out = 10.0;
     e.default_max_tokens = 1000;
     c.experts.push_back(e);
-    auto fake = std::make_unique<FakeExpert>(name, 0.01, name == "down" ? down_status : Status::Ok(), 0.75);
+    auto fake = std::make_unique<FakeExpert>(name, 0.01, name == "down" ? o.down_status : Status::Ok(), 0.75);
     h.fakes.push_back(fake.get());
     parts.backends.push_back(std::move(fake));
   }
@@ -161,7 +168,7 @@ TEST(GatewayTest, AuthErrors) {
 }
 
 TEST(GatewayTest, BodyTooLargeIs413) {
-  Harness h = StartGateway(100, Status::Unavailable("x"), /*max_body=*/4096);
+  Harness h = StartGateway({.max_body = 4096});
   ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("good", std::string(10000, 'x')), kKey), 413,
                     "request_too_large");
   // Over 1 MiB: curl sends "Expect: 100-continue"; the gateway refuses before the body is sent.
@@ -217,10 +224,10 @@ TEST(GatewayTest, UpstreamFailureIsOpenAiShaped) {
   Harness h = StartGateway();
   ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("down", "hi"), kKey), 502,
                     "upstream_unavailable");
-  Harness t = StartGateway(100, Status::DeadlineExceeded("slow"));
+  Harness t = StartGateway({.down_status = Status::DeadlineExceeded("slow")});
   ExpectOpenAiError(Http("POST", t.port, "/v1/chat/completions", ChatBody("down", "hi"), kKey), 504,
                     "upstream_timeout");
-  Harness o = StartGateway(100, Status::ResourceExhausted("429 upstream"));
+  Harness o = StartGateway({.down_status = Status::ResourceExhausted("429 upstream")});
   ExpectOpenAiError(Http("POST", o.port, "/v1/chat/completions", ChatBody("down", "hi"), kKey), 503,
                     "upstream_overloaded");
 }
@@ -255,60 +262,62 @@ TEST(GatewayTest, StreamingSseFraming) {
   EXPECT_EQ(content, "good: stream this please");
 }
 
-TEST(GatewayTest, BudgetExhaustedIs429) {
-  Harness h = StartGateway(/*budget=*/0.03);  // reservation 2 x ~0.01: one call fits, then spent 0.01 + 0.02 ...
-  int ok = 0, refused = 0;
-  for (int i = 0; i < 5; ++i) {
-    auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "hi"), kKey);
-    if (r.status == 200) ++ok;
-    if (r.status == 429) {
-      ++refused;
-      ExpectOpenAiError(r, 429, "budget_exhausted");
-    }
+// The answers to a batch of chat requests: 200s, 429s (each checked to be an OpenAI error with the expected code)
+// and anything else.
+struct Tally {
+  std::atomic<int> ok{0}, refused{0}, other{0};
+};
+
+// Sends `threads` x `each` chat requests, for "good" on odd and `model` on even request numbers when `alternate`,
+// else all for `model`; threads = 1 sends them one after another.
+void SendChats(const Harness& h, int threads, int each, const std::string& model, const std::string& refusal_code,
+               Tally* tally, bool alternate = false) {
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (int i = 0; i < each; ++i) {
+        auto r =
+            Http("POST", h.port, "/v1/chat/completions", ChatBody(alternate && i % 2 ? "good" : model, "hi"), kKey);
+        if (r.status == 200) {
+          ++tally->ok;
+        } else if (r.status == 429) {
+          ++tally->refused;
+          ExpectOpenAiError(r, 429, refusal_code);
+        } else {
+          ++tally->other;
+        }
+      }
+    });
   }
-  EXPECT_GE(ok, 1);
-  EXPECT_GE(refused, 1);
+  for (auto& t : pool) t.join();
+}
+
+TEST(GatewayTest, BudgetExhaustedIs429) {
+  Harness h = StartGateway({.budget = 0.03});  // reservation 2 x ~0.01: one call fits, then spent 0.01 + 0.02 ...
+  Tally n;
+  SendChats(h, 1, 5, "cheap", "budget_exhausted", &n);
+  EXPECT_GE(n.ok.load(), 1);
+  EXPECT_GE(n.refused.load(), 1);
   EXPECT_LE(h.gw->ledger().Get(0).spent_usd, 0.03 + 1e-12);
 }
 
 TEST(GatewayTest, RateLimitIs429) {
-  Harness h = StartGateway(100, Status::Unavailable("x"), 4096, false, /*rate_limit_rps=*/2);
-  int ok = 0, limited = 0;
-  for (int i = 0; i < 6; ++i) {
-    auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "hi"), kKey);
-    if (r.status == 200) ++ok;
-    if (r.status == 429) {
-      ++limited;
-      ExpectOpenAiError(r, 429, "rate_limit_exceeded");
-    }
-  }
-  EXPECT_GE(ok, 2);
-  EXPECT_GE(limited, 1);
+  Harness h = StartGateway({.rate_limit_rps = 2});
+  Tally n;
+  SendChats(h, 1, 6, "cheap", "rate_limit_exceeded", &n);
+  EXPECT_GE(n.ok.load(), 2);
+  EXPECT_GE(n.refused.load(), 1);
 }
 
 TEST(GatewayTest, KeyConcurrencyLimitIs429AndSlotsComeBack) {
-  Harness h = StartGateway(100, Status::Unavailable("x"), 4096, false, 0, /*key_max_concurrency=*/2);
+  Harness h = StartGateway({.key_max_concurrency = 2});
   h.fakes[2]->delay_ms = 300;  // "cheap" holds its requests long enough for them to overlap
-  std::atomic<int> ok{0}, limited{0}, other{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 6; ++t) {
-    threads.emplace_back([&] {
-      auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "hi"), kKey);
-      if (r.status == 200) {
-        ++ok;
-      } else if (r.status == 429) {
-        ++limited;
-        ExpectOpenAiError(r, 429, "concurrency_limit_exceeded");
-      } else {
-        ++other;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(other.load(), 0);
-  EXPECT_GE(ok.load(), 2);
-  EXPECT_LE(ok.load(), 5);  // six at once against a limit of two: some must have been refused
-  EXPECT_GE(limited.load(), 1);
+  Tally n;
+  SendChats(h, 6, 1, "cheap", "concurrency_limit_exceeded", &n);
+  EXPECT_EQ(n.other.load(), 0);
+  EXPECT_GE(n.ok.load(), 2);
+  EXPECT_LE(n.ok.load(), 5);  // six at once against a limit of two: some must have been refused
+  EXPECT_GE(n.refused.load(), 1);
   // Every slot was given back: two more in a row succeed.
   h.fakes[2]->delay_ms = 0;
   EXPECT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "again"), kKey).status, 200);
@@ -317,30 +326,17 @@ TEST(GatewayTest, KeyConcurrencyLimitIs429AndSlotsComeBack) {
 
 TEST(BudgetConcurrencyTest, HundredsOfConcurrentRequestsNeverOverspend) {
   const double budget = 0.5;  // 0.01 per call, reserving ~0.02: at most 50 calls can be paid for
-  Harness h = StartGateway(budget);
-  std::atomic<int> ok{0}, refused{0}, other{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 16; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 25; ++i) {  // 400 requests in all
-        auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody(i % 2 ? "good" : "cheap", "hi"), kKey);
-        if (r.status == 200)
-          ++ok;
-        else if (r.status == 429)
-          ++refused;
-        else
-          ++other;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(other.load(), 0);
-  EXPECT_EQ(ok.load() + refused.load(), 400);
+  Harness h = StartGateway({.budget = budget});
+  Tally n;
+  SendChats(h, 16, 25, "cheap", "budget_exhausted", &n, /*alternate=*/true);  // 400 requests in all
+  const int ok = n.ok, refused = n.refused.load();
+  EXPECT_EQ(n.other.load(), 0);
+  EXPECT_EQ(ok + refused, 400);
   const BudgetAccount a = h.gw->ledger().Get(0);
   EXPECT_LE(a.spent_usd, budget + 1e-9);
-  EXPECT_NEAR(a.spent_usd, ok.load() * 0.01, 1e-9);
+  EXPECT_NEAR(a.spent_usd, ok * 0.01, 1e-9);
   EXPECT_NEAR(a.reserved_usd, 0, 1e-9);
-  EXPECT_GE(ok.load(), 20);
+  EXPECT_GE(ok, 20);
   // The store agrees after a flush.
   h.gw->Shutdown();
   auto store = Store::Open(h.db);
@@ -348,11 +344,11 @@ TEST(BudgetConcurrencyTest, HundredsOfConcurrentRequestsNeverOverspend) {
   auto rows = (*store)->ListClientBudgets();
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 1u);
-  EXPECT_NEAR((*rows)[0].spent_usd, ok.load() * 0.01, 1e-9);
+  EXPECT_NEAR((*rows)[0].spent_usd, ok * 0.01, 1e-9);
 }
 
 TEST(GatewayTest, MetricsAndRecording) {
-  Harness h = StartGateway(100, Status::Unavailable("down"), 4096, /*record_prompts=*/true);
+  Harness h = StartGateway({.down_status = Status::Unavailable("down"), .record_prompts = true});
   ASSERT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("baton", "count me"), kKey).status, 200);
   ASSERT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "and me"), kKey).status, 200);
   ASSERT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "x"), "bad").status, 401);

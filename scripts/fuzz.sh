@@ -16,18 +16,10 @@ OUT="${BATON_FUZZ_DIR:-$ROOT/build-fuzz}"
 CXX="${FUZZ_CXX:-clang++-14}"
 
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev libfmt-dev nlohmann-json3-dev)
-missing=()
-for p in "${FUZZ_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "fuzz: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=lib/apt.sh
+source "$ROOT/scripts/lib/apt.sh"
+mapfile -t missing < <(apt_missing "${FUZZ_PACKAGES[@]}")
+apt_install fuzz "${missing[@]}"
 
 mkdir -p "$OUT/artifacts"
 BIN="$OUT/request_parser_fuzzer"

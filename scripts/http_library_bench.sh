@@ -4,10 +4,10 @@
 #   scripts/http_library_bench.sh [BUILD_DIR]     (default: build)
 set -euo pipefail
 BUILD=${1:-build}
-export DEBIAN_FRONTEND=noninteractive
-for p in wrk libcpp-httplib-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || apt-get install -y -q "$p" >/dev/null
-done
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+mapfile -t missing < <(apt_missing wrk libcpp-httplib-dev)
+apt_install http_library_bench "${missing[@]}"
 cmake -S . -B "$BUILD" >/dev/null
 cmake --build "$BUILD" --target http_hello_beast http_hello_httplib >/dev/null
 pids=()

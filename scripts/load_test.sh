@@ -40,13 +40,9 @@ need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "load_test: installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
+# shellcheck source=lib/apt.sh
+source "$ROOT/scripts/lib/apt.sh"
+apt_install load_test "${need[@]}"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # 1,000+ sockets for wrk and baton
 [ "$(ulimit -n)" -ge $((MEM_CONNS + 100)) ] || { echo "load_test: ulimit -n too low for $MEM_CONNS connections" >&2; exit 1; }

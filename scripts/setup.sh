@@ -17,10 +17,12 @@ PACKAGES=(
   nodejs npm              # scripts/build_llama.sh fetches llama.cpp's source from the npm registry; tests/node
 )
 
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in $(apt_missing "${PACKAGES[@]}"); do
   [ "$p" = npm ] && command -v npm >/dev/null && continue  # e.g. NodeSource's nodejs bundles npm
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  missing+=("$p")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -28,9 +30,4 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+apt_install setup "${missing[@]}"

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "baton/json_limits.h"
+
 namespace baton::gateway {
 namespace {
 
@@ -115,6 +117,10 @@ StatusOr<GatewayRequest> Parse(const json& j) {
 }  // namespace
 
 StatusOr<GatewayRequest> ParseChatCompletionRequest(std::string_view body) {
+  // Before parsing: a deeply nested body would overflow the stack of any later copy or dump (see json_limits.h).
+  if (Status depth = CheckJsonDepth(body); !depth.ok()) {
+    return Status::InvalidArgument("the request body is " + depth.message());
+  }
   try {
     // allow_exceptions = false: malformed input yields a discarded value instead of throwing.
     const json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);

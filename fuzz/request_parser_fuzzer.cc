@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "baton/json_limits.h"
 #include "gateway/request_parser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -22,7 +23,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (r->chat.max_tokens && *r->chat.max_tokens <= 0) std::abort();
     if (r->chat.temperature && !(*r->chat.temperature >= 0 && *r->chat.temperature <= 2)) std::abort();
-    (void)r->chat.extra.dump();  // the pass-through fields must be serialisable (as the openai backend does)
+    // The pass-through fields must survive what the gateway does with them: copying (recursive) and serialising
+    // (recursive, as the openai backend does). The depth limit keeps both off the end of the stack.
+    const nlohmann::json copy = r->chat.extra;
+    (void)copy.dump();
+    if (!baton::CheckJsonDepth(body).ok()) std::abort();  // a body over the depth limit was accepted
   } else {
     if (r.status().code() != baton::StatusCode::kInvalidArgument) std::abort();
     (void)r.status().ToString();

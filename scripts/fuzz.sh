@@ -31,6 +31,7 @@ echo "fuzz: building $BIN"
   "$ROOT/fuzz/request_parser_fuzzer.cc" \
   "$ROOT/src/gateway/request_parser.cc" \
   "$ROOT/src/common/status.cc" \
+  "$ROOT/src/common/json_limits.cc" \
   -o "$BIN"
 
 # A scratch corpus (the fuzzer adds inputs to it), seeded from the committed seeds, which stay untouched.

@@ -7,7 +7,14 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <sqlite3.h>
+
+#include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -65,6 +72,12 @@ class ServeProcess {
     if (out_ >= 0) close(out_);
   }
   int port() const { return port_; }
+  // kill -9: no shutdown, no flush, nothing the process could still do.
+  void Kill9() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    reaped_ = true;
+  }
   // Sends SIGTERM and waits (up to 30 s) for the exit status; -1 on timeout.
   int Terminate() {
     kill(pid_, SIGTERM);
@@ -86,6 +99,15 @@ class ServeProcess {
   bool reaped_ = false;
 };
 
+// examples/replay.yaml as a config in `dir`: its store there, its data folders (relative to the example) absolute.
+std::string ExampleConfigIn(const testing::TempDir& dir) {
+  std::ifstream in(std::string(BATON_SOURCE_DIR) + "/examples/replay.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = std::regex_replace(ss.str(), std::regex("\nstore: [^ \n]+"), "\nstore: " + dir.path() + "/gateway.db");
+  return std::regex_replace(text, std::regex("\\.\\./data/"), std::string(BATON_SOURCE_DIR) + "/data/");
+}
+
 std::string FirstTestPrompt() {
   std::ifstream in(testing::DataPath("routerbench-test/queries.jsonl"));
   std::string line;
@@ -95,12 +117,8 @@ std::string FirstTestPrompt() {
 
 TEST(ServeTest, ReplayExampleEndToEnd) {
   testing::TempDir dir;
-  std::ifstream in(std::string(BATON_SOURCE_DIR) + "/examples/replay.yaml");
-  std::stringstream ss;
-  ss << in.rdbuf();
   const std::string db = dir.path() + "/gateway.db";
-  const std::string config =
-      dir.Write("replay.yaml", std::regex_replace(ss.str(), std::regex("\nstore: [^ \n]+"), "\nstore: " + db));
+  const std::string config = dir.Write("replay.yaml", ExampleConfigIn(dir));
   ServeProcess serve(config);
   ASSERT_GT(serve.port(), 0) << "baton serve did not start";
   const int port = serve.port();
@@ -141,6 +159,84 @@ TEST(ServeTest, ReplayExampleEndToEnd) {
   ASSERT_TRUE(budgets.ok());
   ASSERT_EQ(budgets->size(), 1u);
   EXPECT_GT((*budgets)[0].spent_usd, 0);
+}
+
+// The first `n` prompts of the RouterBench test split (every replay expert of the example answers them).
+std::vector<std::string> TestPrompts(size_t n) {
+  std::ifstream in(testing::DataPath("routerbench-test/queries.jsonl"));
+  std::vector<std::string> out;
+  for (std::string line; out.size() < n && std::getline(in, line);) out.push_back(json::parse(line)["text"]);
+  return out;
+}
+
+// kill -9 under load, several times over one store: every request answered 200 has its log row, the spend of every
+// answered request survived, the store opens cleanly and no reservation is left behind.
+TEST(ServeTest, KillNineUnderLoadLosesNoAnsweredRequestAndNoSpend) {
+  testing::TempDir dir;
+  const std::string config = dir.Write("replay.yaml", ExampleConfigIn(dir));
+  const std::string db = dir.path() + "/gateway.db";
+  const std::vector<std::string> prompts = TestPrompts(50);
+  std::map<std::string, double> answered;  // request id -> cost, over every round
+  double spent_before = 0;
+  for (int round = 0; round < 3; ++round) {
+    ServeProcess serve(config);
+    ASSERT_GT(serve.port(), 0) << "baton serve did not start (round " << round << ")";
+    std::mutex mu;
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 8; ++t) {
+      clients.emplace_back([&, t] {
+        for (size_t i = t; !stop; i += 8) {
+          auto r = Http("POST", serve.port(), "/v1/chat/completions",
+                        ChatBody("claude-v2", prompts[i % prompts.size()]), "sk-baton-demo");
+          if (r.status != 200) continue;
+          std::lock_guard<std::mutex> lock(mu);
+          answered[r.headers["x-request-id"]] = std::stod(r.headers["x-baton-cost-usd"]);
+          ++ok;
+        }
+      });
+    }
+    while (ok < 100 * (round + 1)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    serve.Kill9();  // mid-load: the clients still have requests in flight
+    stop = true;
+    for (auto& c : clients) c.join();
+
+    auto store = Store::Open(db, {.create = false});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    auto scalar = [&](const std::string& sql) {
+      sqlite3_stmt* st = nullptr;
+      EXPECT_EQ(sqlite3_prepare_v2(raw, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+      EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+      const std::string v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      sqlite3_finalize(st);
+      return v;
+    };
+    EXPECT_EQ(scalar("PRAGMA integrity_check"), "ok");
+    std::set<std::string> recorded;
+    {
+      sqlite3_stmt* st = nullptr;
+      ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT request_id FROM requests WHERE http_status = 200", -1, &st, nullptr),
+                SQLITE_OK);
+      while (sqlite3_step(st) == SQLITE_ROW) recorded.insert(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+      sqlite3_finalize(st);
+    }
+    double answered_cost = 0;
+    int lost = 0;
+    for (const auto& [id, cost] : answered) {
+      answered_cost += cost;
+      lost += recorded.count(id) == 0;
+    }
+    EXPECT_EQ(lost, 0) << "round " << round << ": " << lost << " of " << answered.size()
+                       << " answered requests have no log row";
+    const double spent = std::stod(scalar("SELECT spent_usd FROM client_budgets"));
+    EXPECT_GE(spent + 1e-9, answered_cost) << "round " << round << ": spend of answered requests was lost";
+    EXPECT_GE(spent + 1e-12, spent_before);
+    spent_before = spent;
+    sqlite3_close(raw);
+  }
 }
 
 TEST(ServeTest, BadConfigFailsWithTheField) {

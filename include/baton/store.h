@@ -75,6 +75,8 @@ struct RequestLogRecord {
   std::optional<double> cost_usd;
   std::optional<double> latency_ms;
   std::optional<std::string> prompt;  // only when the configuration allows recording prompts
+  std::string request_id;             // the id the gateway answered with (x-request-id); schema v3
+  std::string note;                   // how it ended when not plainly, e.g. "client_cancelled"; "" = nothing to say
 };
 
 // A gateway client key's budget (schema v2). The key itself is never stored, only its SHA-256.

@@ -136,9 +136,11 @@ void ExpertMeter::Record(const Status& status, const ChatResult* result, double 
     const int code = static_cast<int>(status.code());
     if (code >= 0 && code < 16) errors_by_code[code].fetch_add(1, std::memory_order_relaxed);
   } else if (result != nullptr) {
-    prompt_tokens.fetch_add(result->usage.prompt_tokens, std::memory_order_relaxed);
-    completion_tokens.fetch_add(result->usage.completion_tokens, std::memory_order_relaxed);
-    cost_nano_usd.fetch_add(std::llround(result->cost_usd * 1e9), std::memory_order_relaxed);
+    // Counters only grow, whatever a backend reports (negative or NaN usage counts as 0).
+    prompt_tokens.fetch_add(std::max<int64_t>(0, result->usage.prompt_tokens), std::memory_order_relaxed);
+    completion_tokens.fetch_add(std::max<int64_t>(0, result->usage.completion_tokens), std::memory_order_relaxed);
+    const double cost = result->cost_usd > 0 && std::isfinite(result->cost_usd) ? result->cost_usd : 0.0;
+    cost_nano_usd.fetch_add(std::llround(std::min(cost, 9e9) * 1e9), std::memory_order_relaxed);
   }
   const auto us = static_cast<int64_t>(std::llround(latency_ms * 1000));
   latency_us_sum.fetch_add(us, std::memory_order_relaxed);

@@ -25,15 +25,24 @@ Status BudgetLedger::Reserve(size_t index, double amount_usd) {
   return Status::Ok();
 }
 
-void BudgetLedger::Settle(size_t index, double reserved_usd, double actual_usd) {
+double BudgetLedger::Settle(size_t index, double reserved_usd, double actual_usd) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (index >= accounts_.size()) return;
+  if (index >= accounts_.size()) return 0;
   BudgetAccount& a = accounts_[index];
   a.reserved_usd = std::max(0.0, a.reserved_usd - std::max(0.0, reserved_usd));
-  actual_usd = std::max(0.0, actual_usd);
-  if (actual_usd > reserved_usd + 1e-12) ++overruns_;
-  a.spent_usd += actual_usd;
+  if (!(actual_usd > 0)) actual_usd = 0;  // negative or NaN: nothing to charge
+  // What the key has left once this call's reservation is released: the other calls' reservations stay untouched.
+  // The same rounding slack as Reserve, so that a call charged exactly what it reserved is never an overrun.
+  const double room = std::max(0.0, a.budget_usd * (1 + 1e-12) - a.spent_usd - a.reserved_usd);
+  double charged = actual_usd;
+  if (charged > room) {
+    ++overruns_;
+    unbilled_usd_ += charged - room;
+    charged = room;
+  }
+  a.spent_usd += charged;
   if (persist_) persist_(a);
+  return charged;
 }
 
 BudgetAccount BudgetLedger::Get(size_t index) const {
@@ -44,6 +53,11 @@ BudgetAccount BudgetLedger::Get(size_t index) const {
 int64_t BudgetLedger::overruns() const {
   std::lock_guard<std::mutex> lock(mu_);
   return overruns_;
+}
+
+double BudgetLedger::unbilled_usd() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return unbilled_usd_;
 }
 
 }  // namespace baton::gateway

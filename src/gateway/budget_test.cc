@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -43,6 +44,31 @@ TEST(BudgetTest, ConcurrentReservationsStayWithinBudget) {
   for (auto& t : ts) t.join();
   EXPECT_LE(l.Get(0).spent_usd, 1.0 + 1e-9);
   EXPECT_NEAR(l.Get(0).spent_usd, ok.load() * 0.01, 1e-9);
+}
+
+// An upstream that lies (absurd or negative usage) can never push spend past the budget or below zero.
+TEST(BudgetTest, ACallCostingMoreThanWhatIsLeftIsChargedOnlyUpToTheBudget) {
+  BudgetLedger l({{"h", "k", 1000.0, 0, 0}});
+  ASSERT_TRUE(l.Reserve(0, 0.01).ok());
+  ASSERT_TRUE(l.Reserve(0, 0.01).ok());  // another call in flight keeps its reservation
+  EXPECT_NEAR(l.Settle(0, 0.01, 3000.0), 1000.0 - 0.01, 1e-9);
+  EXPECT_NEAR(l.Get(0).spent_usd, 1000.0 - 0.01, 1e-9);
+  EXPECT_NEAR(l.Settle(0, 0.01, 0.01), 0.01, 1e-12);  // the other call still gets what it reserved
+  EXPECT_LE(l.Get(0).spent_usd, 1000.0 + 1e-9);
+  EXPECT_EQ(l.overruns(), 1);
+  EXPECT_NEAR(l.unbilled_usd(), 2000.01, 1e-6);
+  ASSERT_TRUE(l.Reserve(0, 0).ok());
+  EXPECT_EQ(l.Settle(0, 0, -5.0), 0.0);
+  EXPECT_EQ(l.Settle(0, 0, std::nan("")), 0.0);
+  EXPECT_NEAR(l.Get(0).spent_usd, 1000.0, 1e-9);
+}
+
+// A call that costs more than it reserved is charged in full when the key has room for it.
+TEST(BudgetTest, AnUnderestimatedCallIsChargedInFullWhenItFits) {
+  BudgetLedger l({{"h", "k", 1.0, 0, 0}});
+  ASSERT_TRUE(l.Reserve(0, 0.1).ok());
+  EXPECT_NEAR(l.Settle(0, 0.1, 0.3), 0.3, 1e-12);
+  EXPECT_EQ(l.overruns(), 0);
 }
 
 }  // namespace

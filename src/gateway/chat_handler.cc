@@ -3,11 +3,16 @@
 // and their results come back to the same loop, so a request never changes thread unless an expert can only block.
 // This is the gateway's error boundary for chat requests: every path ends in exactly one answer through the
 // HttpExchange, and no exception escapes into the loop.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 
 #include <fmt/format.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "gateway/gateway_state.h"
 #include "gateway/request_parser.h"
@@ -26,20 +31,23 @@ struct UpstreamError {
   int http = 502;
   const char* type = "server_error";
   const char* code = "upstream_error";
+  const char* what = "failed";  // what the client is told, after "expert 'X' "
 };
 
+// What a client learns of an upstream failure: a category, never the upstream's own text (which can echo the
+// gateway's upstream API key, name internal URLs or run to megabytes). The details go to the gateway's log.
 UpstreamError MapUpstream(const Status& st) {
   switch (st.code()) {
     case StatusCode::kDeadlineExceeded:
-      return {504, "server_error", "upstream_timeout"};
+      return {504, "server_error", "upstream_timeout", "did not answer in time"};
     case StatusCode::kResourceExhausted:
-      return {503, "server_error", "upstream_overloaded"};
+      return {503, "server_error", "upstream_overloaded", "is overloaded (rate limited upstream); retry later"};
     case StatusCode::kInvalidArgument:
-      return {400, "invalid_request_error", "upstream_rejected"};
+      return {400, "invalid_request_error", "upstream_rejected", "rejected the request"};
     case StatusCode::kUnavailable:
-      return {502, "server_error", "upstream_unavailable"};
+      return {502, "server_error", "upstream_unavailable", "is unavailable"};
     default:
-      return {502, "server_error", "upstream_error"};
+      return {502, "server_error", "upstream_error", "failed"};
   }
 }
 
@@ -53,7 +61,17 @@ std::string FormatUsd(double v) {
   return fmt::format("{}", v);
 }
 
+// A log line never carries more than this much of an upstream's message.
+constexpr size_t kMaxLoggedError = 600;
+
+// The HTTP status logged for a request whose client went away before its answer was complete (nginx's convention).
+constexpr int kClientClosedRequest = 499;
+
 // One chat request, alive until its last callback has run (shared by the callbacks it hands out).
+//
+// Every way a request ends goes through Conclude: its log row (and the spend settled before it) is handed to the
+// recorder, and the answer is sent only once the recorder has committed them, so an answered request is never lost
+// by a crash of the gateway and its spend cannot be spent again after a restart.
 class ChatCall : public std::enable_shared_from_this<ChatCall> {
  public:
   ChatCall(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex)
@@ -63,6 +81,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   }
 
   void Run() {
+    log_.request_id = id_;
     HttpResponse err;
     std::optional<size_t> key = Authenticate(s_, req_, &err);
     if (!key) return Finish(std::move(err));
@@ -71,16 +90,20 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     log_.client_key_hash = kc.key_sha256;
     KeyState& ks = *s_.key_state[key_];
     if (!ks.limiter.Allow()) {
-      return Finish(
-          ErrorResponse(429, "rate limit exceeded for this key; slow down", "rate_limit_error", "rate_limit_exceeded"));
+      HttpResponse r =
+          ErrorResponse(429, "rate limit exceeded for this key; slow down", "rate_limit_error", "rate_limit_exceeded");
+      r.headers.emplace_back("Retry-After", std::to_string(ks.limiter.RetryAfterSeconds()));
+      return Finish(std::move(r));
     }
     key_slot_ = &ks.in_flight;
     if (key_slot_->fetch_add(1) >= kc.max_concurrency && kc.max_concurrency > 0) {
-      return Finish(
+      HttpResponse r =
           ErrorResponse(429,
                         fmt::format("this key already has {} requests in flight (its max_concurrency); retry later",
                                     kc.max_concurrency),
-                        "rate_limit_error", "concurrency_limit_exceeded"));
+                        "rate_limit_error", "concurrency_limit_exceeded");
+      r.headers.emplace_back("Retry-After", "1");
+      return Finish(std::move(r));
     }
     StatusOr<GatewayRequest> parsed = ParseChatCompletionRequest(req_.body);
     if (!parsed.ok()) {
@@ -107,27 +130,33 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   void Next() {
     for (; next_ < plan_.size(); ++next_) {
       const Candidate& c = plan_[next_];
+      const ExpertSlot& expert = s_.router->experts()[c.expert];
+      // The call as it will be sent. An expert with list prices gets an explicit max_tokens when the client gave
+      // none: the reservation below assumes that many completion tokens, so the upstream must not produce more.
+      ChatRequest call = request_.chat;
+      if (!call.max_tokens && (expert.config.usd_per_mtok_out || expert.config.usd_per_mtok_in)) {
+        call.max_tokens = MaxTokensFor(expert.config, call);
+      }
       // Reserve an upper estimate: the prediction with a safety factor, or the list-price bound when larger.
-      reserved_ = std::max(c.predicted_cost * s_.config.reserve_factor, s_.router->PriceBound(c.expert, request_.chat));
+      reserved_ = std::max(c.predicted_cost * s_.config.reserve_factor, s_.router->PriceBound(c.expert, call));
       Status reserved = s_.ledger->Reserve(key_, reserved_);
       if (!reserved.ok()) {
         budget_refused_ = true;
         if (budget_message_.empty()) budget_message_ = reserved.message();
         continue;  // the next best expert may be cheap enough
       }
-      const ExpertSlot& expert = s_.router->experts()[c.expert];
       if (attempted_) s_.metrics.CountFallback();
       attempted_ = true;
       if (routed_) s_.metrics.CountRoutingDecision(expert.config.name);
       log_.expert = expert.config.name;
       current_ = c.expert;
       ++next_;
-      return Attempt(expert);
+      return Attempt(expert, std::move(call));
     }
     GiveUp();
   }
 
-  void Attempt(const ExpertSlot& expert) {
+  void Attempt(const ExpertSlot& expert, ChatRequest call) {
     attempt_start_ = Clock::now();
     in_attempt_ = true;
     StreamSink sink;
@@ -135,15 +164,21 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       sink = [self = shared_from_this()](std::string_view delta) { return self->OnPiece(delta); };
     }
     expert.backend->CompleteAsync(
-        request_.chat, std::move(sink), AsyncContext{&ex_->loop(), s_.blocking.get()},
+        std::move(call), std::move(sink), AsyncContext{&ex_->loop(), s_.blocking.get()},
         [self = shared_from_this()](StatusOr<ChatResult> r) { Guarded(*self, [&] { self->OnResult(std::move(r)); }); });
   }
 
   bool OnPiece(std::string_view delta) {
     if (delta.empty()) return true;
     const ExpertSlot& expert = s_.router->experts()[current_];
-    if (!StartStream(expert)) return false;
-    return ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta, ""));
+    if (!StartStream(expert) ||
+        !ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta, ""))) {
+      client_gone_ = true;  // the upstream call is cancelled; what it produced so far is still billed
+      return false;
+    }
+    ++relayed_pieces_;
+    relayed_bytes_ += delta.size();
+    return true;
   }
 
   void OnResult(StatusOr<ChatResult> r) {
@@ -151,42 +186,95 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     in_attempt_ = false;
     const ExpertSlot& expert = s_.router->experts()[current_];
     if (r.ok()) {
-      s_.ledger->Settle(key_, reserved_, r->cost_usd);
-      s_.metrics.AddSpend(expert.config.name, s_.config.keys[key_].name, r->cost_usd);
+      if (!(r->cost_usd >= 0) || !std::isfinite(r->cost_usd)) r->cost_usd = 0;
+      const double charged = s_.ledger->Settle(key_, reserved_, r->cost_usd);
+      if (charged < r->cost_usd) {
+        std::fprintf(stderr,
+                     "baton serve: request %s: expert '%s' cost $%.9g, more than key '%s' had left; charged $%.9g\n",
+                     id_.c_str(), expert.config.name.c_str(), r->cost_usd, s_.config.keys[key_].name.c_str(), charged);
+        AddNote("budget_capped");
+      }
+      r->cost_usd = charged;
+      s_.metrics.AddSpend(expert.config.name, s_.config.keys[key_].name, charged);
+      if (client_gone_) return Cancelled(expert, &*r);
       return Succeed(expert, *r);
     }
+    if (client_gone_) return Cancelled(expert, nullptr);
     s_.ledger->Settle(key_, reserved_, 0);
     last_error_ = r.status();
     s_.metrics.CountUpstreamFailure(expert.config.name, StatusCodeName(last_error_.code()));
     // Upstream messages can quote the prompt (replay does), so they are logged only when prompts may be recorded.
-    std::fprintf(stderr, "baton serve: expert '%s' failed: %s\n", expert.config.name.c_str(),
-                 s_.config.record_prompts ? last_error_.ToString().c_str() : StatusCodeName(last_error_.code()));
-    // Once the stream has begun (or the client went away while it began) another expert cannot take over.
+    const std::string detail = s_.config.record_prompts ? last_error_.ToString().substr(0, kMaxLoggedError)
+                                                        : std::string(StatusCodeName(last_error_.code()));
+    std::fprintf(stderr, "baton serve: request %s: expert '%s' failed: %s\n", id_.c_str(), expert.config.name.c_str(),
+                 detail.c_str());
+    // Once the stream has begun another expert cannot take over.
     if (stream_started_ || !routed_ || !Retryable(last_error_)) return GiveUp();
     Next();
+  }
+
+  // The client went away while the answer streamed. The upstream produced (and bills) what was relayed, so that is
+  // charged: the backend's own result when it finished anyway, else list prices x (the prompt's estimated tokens +
+  // the pieces relayed, each at least one token, or a token per 4 bytes when that is more). Logged as a client
+  // cancellation (499), not as an upstream failure.
+  void Cancelled(const ExpertSlot& expert, ChatResult* finished) {
+    if (finished == nullptr) {
+      const double prompt_tokens = static_cast<double>(EstimatedPromptTokens());
+      const double completion_tokens =
+          static_cast<double>(std::max<int64_t>(relayed_pieces_, (relayed_bytes_ + 3) / 4));
+      const double estimate = s_.router->PriceOf(current_, prompt_tokens, completion_tokens);
+      log_.cost_usd = s_.ledger->Settle(key_, reserved_, std::min(estimate, reserved_));
+      log_.tokens_in = static_cast<int64_t>(prompt_tokens);
+      log_.tokens_out = static_cast<int64_t>(completion_tokens);
+      s_.metrics.AddSpend(expert.config.name, s_.config.keys[key_].name, *log_.cost_usd);
+    } else {
+      log_.cost_usd = finished->cost_usd;
+      log_.tokens_in = finished->usage.prompt_tokens;
+      log_.tokens_out = finished->usage.completion_tokens;
+    }
+    s_.metrics.CountClientCancellation(expert.config.name);
+    AddNote("client_cancelled");
+    Conclude(kClientClosedRequest, [self = shared_from_this()](bool) { self->ex_->EndStream(); });
+  }
+
+  // Tokens of the prompt as a tokenizer of English text would count them (about 4 bytes each).
+  int64_t EstimatedPromptTokens() const {
+    int64_t bytes = 0;
+    for (const auto& m : request_.chat.messages) bytes += static_cast<int64_t>(m.content.size()) + 16;
+    return (bytes + 3) / 4;
   }
 
   // No expert answered: a budget refusal, or the last upstream error.
   void GiveUp() {
     if (!attempted_ && budget_refused_) {
-      return Finish(ErrorResponse(429, budget_message_, "insufficient_quota", "budget_exhausted"));
+      HttpResponse r = ErrorResponse(429, budget_message_, "insufficient_quota", "budget_exhausted");
+      // Worth retrying only when calls in flight hold reservations that may come back; an exhausted budget is not.
+      if (s_.ledger->Get(key_).reserved_usd > 0) r.headers.emplace_back("Retry-After", "1");
+      return Finish(std::move(r));
     }
     const UpstreamError u = MapUpstream(last_error_);
-    const std::string message = fmt::format("expert '{}' failed: {}", log_.expert, last_error_.message());
+    const std::string message =
+        fmt::format("expert '{}' {} (request {}; the gateway's log has the details)", log_.expert, u.what, id_);
+    AddNote(std::string("upstream_") + StatusCodeName(last_error_.code()));
     if (stream_started_) {  // headers are gone: report in-band, then end the stream properly
-      ex_->WriteStream(SseError(message, u.type, u.code));
-      ex_->WriteStream(kSseDone);
-      ex_->EndStream();
-      return Log(u.http);
+      return Conclude(u.http, [self = shared_from_this(), message, u](bool) {
+        self->ex_->WriteStream(SseError(message, u.type, u.code));
+        self->ex_->WriteStream(kSseDone);
+        self->ex_->EndStream();
+      });
     }
-    Finish(ErrorResponse(u.http, message, u.type, u.code));
+    HttpResponse r = ErrorResponse(u.http, message, u.type, u.code);
+    if (u.http == 503) r.headers.emplace_back("Retry-After", "1");
+    Finish(std::move(r));
   }
 
   // Sends the headers and the role chunk once, before the first content.
   bool StartStream(const ExpertSlot& expert) {
     if (stream_started_) return stream_ok_;
     stream_started_ = true;
-    Headers h = {{"x-baton-expert", expert.config.name}, {"x-baton-overhead-ms", fmt::format("{:.3f}", OverheadMs())}};
+    Headers h = {{"x-request-id", id_},
+                 {"x-baton-expert", expert.config.name},
+                 {"x-baton-overhead-ms", fmt::format("{:.3f}", OverheadMs())}};
     ex_->BeginStream(200, "text/event-stream", h);
     stream_ok_ = ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "assistant", "", ""));
     return stream_ok_;
@@ -197,45 +285,64 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     log_.tokens_out = r.usage.completion_tokens;
     log_.cost_usd = r.cost_usd;
     if (r.recorded_score) {
-      s_.recorder->RecordOutcome({.prompt = std::string(LastUserText(request_.chat)),
-                                  .expert = expert.config.name,
-                                  .score = *r.recorded_score,
-                                  .cost_usd = r.cost_usd,
-                                  .tokens_in = r.usage.prompt_tokens,
-                                  .tokens_out = r.usage.completion_tokens,
-                                  .latency_ms = r.latency_ms});
+      s_.recorder->RecordOutcome(
+          {.prompt = s_.config.record_prompts ? std::string(LastUserText(request_.chat)) : std::string(),
+           .request_id = id_,
+           .expert = expert.config.name,
+           .score = *r.recorded_score,
+           .cost_usd = r.cost_usd,
+           .tokens_in = r.usage.prompt_tokens,
+           .tokens_out = r.usage.completion_tokens,
+           .latency_ms = r.latency_ms});
     }
     if (request_.stream) {
       // A backend that delivered nothing through the sink (or an empty answer) still gets a well-formed stream.
       if (!stream_started_ && StartStream(expert) && !r.content.empty()) {
         ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", r.content, ""));
       }
-      ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", "", r.finish_reason, r.usage, r.cost_usd));
-      ex_->WriteStream(kSseDone);
-      ex_->EndStream();
-      return Log(200);
+      // The last chunk (usage and cost) and [DONE] wait until the spend is durable.
+      return Conclude(200, [self = shared_from_this(), name = expert.config.name, r](bool) {
+        self->ex_->WriteStream(SseChunk(self->id_, self->created_, name, "", "", r.finish_reason, r.usage, r.cost_usd));
+        self->ex_->WriteStream(kSseDone);
+        self->ex_->EndStream();
+      });
     }
     HttpResponse resp = MakeHttpResponse(200, CompletionJson(id_, created_, expert.config.name, r));
     resp.headers = {{"x-baton-expert", expert.config.name}, {"x-baton-cost-usd", FormatUsd(r.cost_usd)}};
     Finish(std::move(resp));
   }
 
+  // Answers with `resp` once the request is recorded.
   void Finish(HttpResponse resp) {
     const int status = resp.status;
-    resp.headers.emplace_back("x-baton-overhead-ms", fmt::format("{:.3f}", OverheadMs()));
-    ex_->Respond(std::move(resp));
-    Log(status);
+    Conclude(status, [self = shared_from_this(), resp = std::move(resp)](bool recorded) mutable {
+      resp.headers.emplace_back("x-request-id", self->id_);
+      resp.headers.emplace_back("x-baton-overhead-ms", fmt::format("{:.3f}", self->OverheadMs()));
+      if (!recorded) resp.headers.emplace_back("x-baton-recorded", "false");
+      self->ex_->Respond(std::move(resp));
+    });
+  }
+
+  // Logs the request with `status`, then runs `reply(recorded)` on the request's loop once the recorder has committed
+  // the log row and the budget state settled before it. `recorded` is false when the row could not be written (a full
+  // queue, a failed commit): the answer then says so rather than waiting.
+  void Conclude(int status, std::function<void(bool recorded)> reply) {
+    log_.http_status = status;
+    log_.latency_ms = MsSince(req_.arrived);
+    const bool queued = s_.recorder->LogRequest(std::move(log_));
+    boost::asio::io_context& loop = ex_->loop();
+    s_.recorder->WhenDurable([self = shared_from_this(), queued, &loop, reply = std::move(reply)](bool committed) {
+      boost::asio::post(loop, [self, ok = queued && committed, reply] { Guarded(*self, [&] { reply(ok); }); });
+    });
+  }
+
+  void AddNote(const std::string& note) {
+    log_.note += (log_.note.empty() ? "" : ",") + note;
   }
 
   // Time spent in the gateway so far, upstream calls excluded (the one under way included).
   double OverheadMs() const {
     return MsSince(req_.arrived) - upstream_ms_ - (in_attempt_ ? MsSince(attempt_start_) : 0);
-  }
-
-  void Log(int status) {
-    log_.http_status = status;
-    log_.latency_ms = MsSince(req_.arrived);
-    s_.recorder->LogRequest(std::move(log_));
   }
 
  public:
@@ -245,7 +352,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     try {
       f();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "baton serve: internal error: %s\n", e.what());
+      std::fprintf(stderr, "baton serve: request %s: internal error: %s\n", call.id_.c_str(), e.what());
       call.ex_->Respond(ErrorResponse(500, "internal error", "server_error", "internal_error"));
     } catch (...) {
       call.ex_->Respond(ErrorResponse(500, "internal error", "server_error", "internal_error"));
@@ -260,7 +367,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   size_t key_ = 0;
   std::atomic<int>* key_slot_ = nullptr;  // this key's in-flight count, held until the call ends
   RequestLogRecord log_;
-  std::string id_ = NewCompletionId();
+  std::string id_ = NewCompletionId();  // the completion's id, also the request's id (x-request-id)
   int64_t created_ =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   // The plan and where we are in it.
@@ -273,6 +380,9 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   Clock::time_point attempt_start_;
   double upstream_ms_ = 0;
   bool in_attempt_ = false, stream_started_ = false, stream_ok_ = true;
+  // What reached a streaming client before it went away.
+  bool client_gone_ = false;
+  int64_t relayed_pieces_ = 0, relayed_bytes_ = 0;
 };
 
 }  // namespace

@@ -150,7 +150,8 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
   Fields f(root, "", source);
   if (!root.IsMap()) return Status::InvalidArgument(source + ": expected a YAML map at the top level");
   BATON_RETURN_IF_ERROR(f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads",
-                                     "worker_threads", "max_in_flight", "reserve_factor", "keys", "experts"}));
+                                     "worker_threads", "max_in_flight", "reserve_factor", "max_connections", "metrics_key",
+                                     "metrics_key_sha256", "metrics_public", "keys", "experts"}));
   BATON_RETURN_IF_ERROR(f.Get("listen", &c.listen));
   BATON_RETURN_IF_ERROR(f.Get("store", &c.store_path));
   c.store_path = Resolve(base, c.store_path);
@@ -165,6 +166,25 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
   if (c.max_in_flight < 1) return f.Error("max_in_flight", "must be >= 1");
   BATON_RETURN_IF_ERROR(f.Get("reserve_factor", &c.reserve_factor));
   if (!(c.reserve_factor >= 1) || !std::isfinite(c.reserve_factor)) return f.Error("reserve_factor", "must be >= 1");
+  BATON_RETURN_IF_ERROR(f.Get("max_connections", &c.max_connections));
+  if (c.max_connections < 0) return f.Error("max_connections", "must be >= 0 (0 = unlimited)");
+  BATON_RETURN_IF_ERROR(f.Get("metrics_public", &c.metrics_public));
+  {
+    std::string plain;
+    BATON_RETURN_IF_ERROR(f.Get("metrics_key", &plain));
+    BATON_RETURN_IF_ERROR(f.Get("metrics_key_sha256", &c.metrics_key_sha256));
+    if (!plain.empty() && !c.metrics_key_sha256.empty()) {
+      return f.Error("metrics_key", "give either metrics_key or metrics_key_sha256, not both");
+    }
+    if (!plain.empty()) {
+      c.metrics_key_sha256 = Sha256Hex(plain);
+      std::fill(plain.begin(), plain.end(), '\0');
+    } else if (!c.metrics_key_sha256.empty() && !IsHex64(c.metrics_key_sha256)) {
+      return f.Error("metrics_key_sha256", "must be 64 hex digits (the SHA-256 of the key)");
+    }
+    std::transform(c.metrics_key_sha256.begin(), c.metrics_key_sha256.end(), c.metrics_key_sha256.begin(),
+                   [](char ch) { return static_cast<char>(std::tolower(static_cast<unsigned char>(ch))); });
+  }
 
   if (const YAML::Node r = root["router"]; r.IsDefined() && !r.IsNull()) {
     Fields rf(r, "router.", source);
@@ -256,7 +276,9 @@ StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path) {
   if (!in) return Status::NotFound(fmt::format("{}: cannot open the configuration file", path));
   std::stringstream ss;
   ss << in.rdbuf();
-  return ParseGatewayConfig(ss.str(), path);
+  std::string base = std::filesystem::path(path).parent_path().string();
+  if (base.empty()) base = ".";
+  return ParseGatewayConfig(ss.str(), path, base);
 }
 
 }  // namespace baton::gateway

@@ -52,16 +52,21 @@ struct GatewayConfig {
   int worker_threads = 16;           // threads for experts that can only block (llamacpp). Default: 16
   int64_t max_in_flight = 10'000;    // requests in flight at once; more get 503. Default: 10,000
   double reserve_factor = 2.0;       // budget reservation = predicted cost x reserve_factor. Default: 2
+  int64_t max_connections = 10'000;  // open client connections; more are shed with a 503. 0 = unlimited
+  // GET /metrics shows per-key spend and budgets. With metrics_key_sha256 set it answers only `Authorization: Bearer
+  // <metrics key>`; without, only when metrics_public is true (else 403). Default: not served.
+  std::string metrics_key_sha256;  // from `metrics_key:` (hashed at load) or `metrics_key_sha256:`
+  bool metrics_public = false;
   std::vector<ClientKeyConfig> keys;
   std::vector<ExpertConfig> experts;
 };
 
 // Parses YAML text; `source` names it in messages ("config.yaml: experts[2].kind: unknown kind 'foo' (...)").
-// Relative paths (store, router files, replay folders) are resolved against `base_dir` when it is not "".
+// Relative paths (store, router files, replay folders, GGUF files) are resolved against `base_dir` when it is not "".
 // InvalidArgument naming the field on any error.
 StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml, const std::string& source,
                                            const std::string& base_dir = "");
-// Reads and parses the file. Relative paths inside stay relative to the working directory.
+// Reads and parses the file. Relative paths inside are relative to the file's own folder, wherever baton runs from.
 StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path);
 
 }  // namespace baton::gateway

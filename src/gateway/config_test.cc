@@ -1,5 +1,10 @@
 #include "gateway/config.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "gateway/auth.h"
@@ -85,6 +90,38 @@ TEST(ConfigTest, MissingFileIsNotFound) {
   auto c = LoadGatewayConfig("/nonexistent/baton.yaml");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+}
+
+// Paths in a configuration file are relative to the file, not to wherever baton was started from.
+TEST(ConfigTest, RelativePathsAreRelativeToTheConfigFile) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("baton_cfg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "sub");
+  {
+    std::ofstream out(dir / "sub" / "serve.yaml");
+    out << "store: gw.db\nrouter: {train_dir: ../train}\nkeys: [{name: k, key: x, budget_usd: 1}]\n"
+           "experts: [{name: a, kind: replay, replay_dir: ../data}, {name: b, kind: replay, replay_db: /abs/r.db}]\n";
+  }
+  auto c = LoadGatewayConfig((dir / "sub" / "serve.yaml").string());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->store_path, (dir / "sub" / "gw.db").string());
+  EXPECT_EQ(c->router.train_dir, (dir / "sub" / "../train").string());
+  EXPECT_EQ(c->experts[0].replay_dir, (dir / "sub" / "../data").string());
+  EXPECT_EQ(c->experts[1].replay_db, "/abs/r.db");
+}
+
+TEST(ConfigTest, MetricsKeyIsHashedAndMetricsAreOffByDefault) {
+  const std::string base = "keys: [{name: k, key: x, budget_usd: 1}]\nexperts: [{name: a, kind: replay, replay_dir: d}]\n";
+  auto off = ParseGatewayConfig(base, "config.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->metrics_public);
+  EXPECT_EQ(off->metrics_key_sha256, "");
+  auto keyed = ParseGatewayConfig(base + "metrics_key: sk-m\n", "config.yaml");
+  ASSERT_TRUE(keyed.ok()) << keyed.status().ToString();
+  EXPECT_EQ(keyed->metrics_key_sha256, Sha256Hex("sk-m"));
+  ExpectError(base + "metrics_key: a\nmetrics_key_sha256: " + std::string(64, 'a') + "\n", "metrics_key: give either");
+  ExpectError(base + "max_connections: -1\n", "max_connections: must be >= 0");
 }
 
 TEST(ConfigTest, KeyRingFindsOnlyConfiguredKeys) {

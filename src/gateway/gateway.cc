@@ -2,7 +2,9 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -23,6 +25,12 @@ bool RateLimiter::Allow() {
   if (tokens < 1) return false;
   tokens -= 1;
   return true;
+}
+
+int RateLimiter::RetryAfterSeconds() {
+  if (rate <= 0) return 1;
+  std::lock_guard<std::mutex> lock(mu);
+  return std::max(1, static_cast<int>(std::ceil((1 - tokens) / rate)));
 }
 
 StatusOr<GatewayParts> BuildGatewayParts(const GatewayConfig& config) {
@@ -67,8 +75,21 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
   BATON_ASSIGN_OR_RETURN(s->router,
                          RouterService::Create(std::move(slots), std::move(parts.router), config.router.lambda));
   s->keys = std::make_unique<KeyRing>(config.keys);
+  if (!config.metrics_key_sha256.empty()) {
+    s->metrics_key = std::make_unique<KeyRing>(
+        std::vector<ClientKeyConfig>{{.name = "metrics", .key_sha256 = config.metrics_key_sha256}});
+  }
 
   // Budgets: the configured budget wins, what was spent survives restarts, reservations do not.
+  if (config.store_path != ":memory:") {  // the store's folder may not exist yet (e.g. out/ in a fresh clone)
+    const std::filesystem::path parent = std::filesystem::path(config.store_path).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return Status::IoError(
+          fmt::format("{}: store: cannot create the folder {}: {}", config.source, parent.string(), ec.message()));
+    }
+  }
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(config.store_path));
   std::vector<BudgetAccount> accounts;
   {
@@ -152,12 +173,25 @@ void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> 
   }
   if (path == "/metrics") {
     if (req.method != "GET") return method_not_allowed("GET");
+    // Per-key spend and budgets are not for every client: a metrics key, or an explicit opt-in to serve them openly.
+    if (s.metrics_key) {
+      const std::string_view token = BearerToken(req.authorization);
+      if (token.empty() || !s.metrics_key->Find(token)) {
+        return ex->Respond(ErrorResponse(401, "GET /metrics needs the metrics key: 'Authorization: Bearer <metrics_key>'",
+                                         "invalid_request_error", "invalid_api_key"));
+      }
+    } else if (!s.config.metrics_public) {
+      return ex->Respond(ErrorResponse(
+          403, "GET /metrics is off: set metrics_key (or metrics_public: true) in the gateway's configuration",
+          "invalid_request_error", "metrics_disabled"));
+    }
     std::vector<std::pair<std::string, std::shared_ptr<ExpertMeter>>> meters;
     for (const auto& e : s.router->experts()) meters.emplace_back(e.config.name, e.meter);
     std::vector<std::pair<std::string, double>> gauges = {
         {"baton_http_in_flight", static_cast<double>(s.server ? s.server->in_flight() : 0)},
         {"baton_recorder_dropped_total", static_cast<double>(s.recorder->dropped())},
-        {"baton_budget_overruns_total", static_cast<double>(s.ledger->overruns())}};
+        {"baton_budget_overruns_total", static_cast<double>(s.ledger->overruns())},
+        {"baton_budget_unbilled_usd_total", s.ledger->unbilled_usd()}};
     HttpResponse r =
         MakeHttpResponse(200, s.metrics.Render(meters, gauges), "text/plain; version=0.0.4; charset=utf-8");
     for (size_t i = 0; i < s.ledger->size(); ++i) {
@@ -228,9 +262,10 @@ void Gateway::Shutdown(std::chrono::milliseconds grace) {
   s.shut_down = true;
   if (s.server) s.server->Shutdown(grace);  // stops accepting; requests in flight get `grace` to finish; stops loops
   if (s.blocking) s.blocking->join();       // blocking calls finish; what they post to the stopped loops never runs
-  s.server.reset();                         // destroys the loops and what was queued on them
-  s.blocking.reset();
+  // Writes everything and runs the last durability callbacks (they post to the loops, which must still exist).
   if (s.recorder) s.recorder->Flush();
+  s.server.reset();  // destroys the loops and what was queued on them
+  s.blocking.reset();
 }
 
 Metrics& Gateway::metrics() {

@@ -29,6 +29,8 @@ struct RateLimiter {
   double tokens = 0;
   std::chrono::steady_clock::time_point last;
   bool Allow();
+  // Whole seconds until the next request would be allowed (at least 1): a 429's Retry-After.
+  int RetryAfterSeconds();
 };
 
 // What the gateway tracks per client key besides its budget (the ledger holds that).
@@ -40,6 +42,7 @@ struct KeyState {
 struct Gateway::State {
   GatewayConfig config;
   std::unique_ptr<KeyRing> keys;
+  std::unique_ptr<KeyRing> metrics_key;  // null = no metrics key configured
   std::unique_ptr<RouterService> router;
   std::unique_ptr<Recorder> recorder;  // owns the store; declared before ledger (ledger persists through it)
   std::unique_ptr<BudgetLedger> ledger;

@@ -13,135 +13,20 @@
 #include "gateway/auth.h"
 #include "gateway/budget.h"
 #include "gateway/recorder.h"
+#include "gateway/test_gateway_harness.h"
 #include "gateway/test_http_client.h"
 
 namespace baton::gateway {
 namespace {
 
 using testing::ChatBody;
+using testing::ExpectOpenAiError;
+using testing::GatewayOptions;
+using testing::Harness;
 using testing::Http;
+using testing::kKey;
+using testing::StartGateway;
 using json = nlohmann::json;
-
-constexpr const char* kKey = "sk-test";
-
-// A scripted expert: answers "<name>: <prompt>" with a fixed cost, or fails with `fail`.
-class FakeExpert : public ExpertBackend {
- public:
-  FakeExpert(std::string name, double cost, Status fail = Status::Ok(), std::optional<double> score = {})
-      : name_(std::move(name)), cost_(cost), fail_(std::move(fail)), score_(score) {}
-  const std::string& name() const override { return name_; }
-  StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink) override {
-    calls.fetch_add(1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
-    if (!fail_.ok()) return fail_;
-    ChatResult r;
-    r.content = name_ + ": " + request.messages.back().content;
-    r.usage = {10, 5};
-    r.cost_usd = cost_;
-    r.recorded_score = score_;
-    if (sink && *sink) {
-      for (size_t i = 0; i < r.content.size(); i += 4) {
-        if (!(*sink)(std::string_view(r.content).substr(i, 4))) return Status::FailedPrecondition("cancelled");
-      }
-    }
-    return r;
-  }
-  std::atomic<int> calls{0};
-  std::atomic<int> delay_ms{0};  // how long each call blocks (on the gateway's blocking pool)
-
- private:
-  std::string name_;
-  double cost_;
-  Status fail_;
-  std::optional<double> score_;
-};
-
-// Scores fixed per expert: the router prefers them in this order.
-class FixedPredictor : public Predictor {
- public:
-  FixedPredictor(std::vector<std::string> experts, std::vector<float> scores)
-      : experts_(std::move(experts)), scores_(std::move(scores)) {}
-  std::string name() const override { return "fixed"; }
-  Status Fit(const Dataset&) override { return Status::Ok(); }
-  void Predict(const QueryView&, std::span<float> out) const override {
-    std::copy(scores_.begin(), scores_.end(), out.begin());
-  }
-  const std::vector<std::string>& experts() const override { return experts_; }
-
- private:
-  std::vector<std::string> experts_;
-  std::vector<float> scores_;
-};
-
-struct Harness {
-  std::unique_ptr<Gateway> gw;
-  std::vector<FakeExpert*> fakes;
-  int port = 0;
-  std::string db;
-};
-
-struct GatewayOptions {
-  double budget = 100;
-  Status down_status = Status::Unavailable("connection refused");  // how "down" fails
-  int64_t max_body = 4096;
-  bool record_prompts = false;
-  double rate_limit_rps = 0;
-  int key_max_concurrency = 0;
-};
-
-// Experts: "good" (score .9), "down" (score .95, fails with `down_status`), "cheap" (score .5). Prices make the
-// router's cost estimate 0.01 USD for each.
-Harness StartGateway(const GatewayOptions& o = {}) {
-  Harness h;
-  static std::atomic<int> n{0};
-  h.db = (std::filesystem::temp_directory_path() /
-          ("baton_gw_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + ".db"))
-             .string();
-  std::filesystem::remove(h.db);
-  GatewayConfig c;
-  c.source = "test";
-  c.store_path = h.db;
-  c.max_body_bytes = o.max_body;
-  c.record_prompts = o.record_prompts;
-  c.worker_threads = 32;
-  c.keys = {{.name = "tester",
-             .key_sha256 = Sha256Hex(kKey),
-             .budget_usd = o.budget,
-             .rate_limit_rps = o.rate_limit_rps,
-             .max_concurrency = o.key_max_concurrency}};
-  GatewayParts parts;
-  const std::vector<std::string> names = {"good", "down", "cheap"};
-  for (const auto& name : names) {
-    // 1000 output tokens x $10/Mtok = $0.01 (plus a little for the prompt).
-    ExpertConfig e;
-    e.name = name;
-    e.kind = "replay";
-    e.usd_per_mtok_out = 10.0;
-    e.default_max_tokens = 1000;
-    c.experts.push_back(e);
-    auto fake = std::make_unique<FakeExpert>(name, 0.01, name == "down" ? o.down_status : Status::Ok(), 0.75);
-    h.fakes.push_back(fake.get());
-    parts.backends.push_back(std::move(fake));
-  }
-  parts.router = RouterModel{std::make_unique<FixedPredictor>(names, std::vector<float>{0.9f, 0.95f, 0.5f}), {}};
-  auto gw = Gateway::Create(std::move(c), std::move(parts));
-  EXPECT_TRUE(gw.ok()) << gw.status().ToString();
-  h.gw = std::move(*gw);
-  Status st = h.gw->Start("127.0.0.1:0");
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  h.port = h.gw->port();
-  return h;
-}
-
-void ExpectOpenAiError(const testing::HttpResult& r, long status, const std::string& code) {
-  EXPECT_EQ(r.status, status) << r.body << r.error;
-  json j = json::parse(r.body, nullptr, false);
-  ASSERT_TRUE(j.is_object()) << r.body;
-  ASSERT_TRUE(j.contains("error")) << r.body;
-  EXPECT_TRUE(j["error"]["message"].is_string());
-  EXPECT_TRUE(j["error"]["type"].is_string());
-  EXPECT_EQ(j["error"]["code"], code) << r.body;
-}
 
 TEST(GatewayTest, HealthModelsAndUnknownPaths) {
   Harness h = StartGateway();

@@ -20,14 +20,41 @@ std::string EscapeLabel(const std::string& v) {
   return out;
 }
 
+const std::vector<std::string>& Metrics::Routes() {
+  static const std::vector<std::string> routes = {"/v1/chat/completions", "/v1/models", "/healthz", "/metrics"};
+  return routes;
+}
+
+namespace {
+// The route label of a path: the OpenAI paths without /v1 count as their /v1 form.
+const std::string& RouteLabel(const std::string& path) {
+  static const std::string other = "other";
+  for (const std::string& r : Metrics::Routes()) {
+    if (path == r || (r.starts_with("/v1/") && path == std::string_view(r).substr(3))) return r;
+  }
+  return other;
+}
+}  // namespace
+
 void Metrics::ObserveRequest(const std::string& path, int code, double seconds) {
   size_t b = 0;
   while (b < kBuckets.size() && seconds > kBuckets[b]) ++b;
   buckets_[b].fetch_add(1, std::memory_order_relaxed);
   latency_count_.fetch_add(1, std::memory_order_relaxed);
   latency_ns_sum_.fetch_add(static_cast<int64_t>(seconds * 1e9), std::memory_order_relaxed);
+  // Status codes are bounded by the server (it only sends codes it knows), so (route, code) pairs are too.
   std::lock_guard<std::mutex> lock(mu_);
-  ++requests_[{path, code}];
+  ++requests_[{RouteLabel(path), code}];
+}
+
+void Metrics::CountClientCancellation(const std::string& expert) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++cancellations_[expert];
+}
+
+void Metrics::CountUsageAnomaly(const std::string& expert) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++usage_anomalies_[expert];
 }
 
 void Metrics::AddSpend(const std::string& expert, const std::string& key_name, double usd) {
@@ -58,7 +85,7 @@ std::string Metrics::Render(const std::vector<std::pair<std::string, std::shared
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    header("baton_http_requests_total", "counter", "HTTP requests answered, by path and status code.");
+    header("baton_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
     for (const auto& [k, n] : requests_) {
       o += fmt::format("baton_http_requests_total{{path=\"{}\",code=\"{}\"}} {}\n", EscapeLabel(k.first), k.second, n);
     }
@@ -84,6 +111,16 @@ std::string Metrics::Render(const std::vector<std::pair<std::string, std::shared
     for (const auto& [k, n] : failures_) {
       o += fmt::format("baton_upstream_failures_total{{expert=\"{}\",reason=\"{}\"}} {}\n", EscapeLabel(k.first),
                        EscapeLabel(k.second), n);
+    }
+    header("baton_client_cancellations_total", "counter",
+           "Streamed requests whose client went away before the answer was complete, by expert.");
+    for (const auto& [e, n] : cancellations_) {
+      o += fmt::format("baton_client_cancellations_total{{expert=\"{}\"}} {}\n", EscapeLabel(e), n);
+    }
+    header("baton_upstream_usage_anomalies_total", "counter",
+           "Upstream answers whose reported usage was outside what the request allowed (clamped), by expert.");
+    for (const auto& [e, n] : usage_anomalies_) {
+      o += fmt::format("baton_upstream_usage_anomalies_total{{expert=\"{}\"}} {}\n", EscapeLabel(e), n);
     }
   }
   header("baton_fallbacks_total", "counter", "Times a failed expert was replaced by the next best one.");

@@ -20,12 +20,19 @@ namespace baton::gateway {
 
 class Metrics {
  public:
-  // One finished HTTP exchange: its path ("/v1/chat/completions", ...), status code and total latency.
+  // One finished HTTP exchange: its path, status code and total latency. Requests are labelled by route (one of
+  // Routes(), or "other"), never by the raw path: a client sending unique paths cannot grow the metrics.
   void ObserveRequest(const std::string& path, int code, double seconds);
+  // The routes requests are labelled with, besides "other".
+  static const std::vector<std::string>& Routes();
   void AddSpend(const std::string& expert, const std::string& key_name, double usd);
   void CountRoutingDecision(const std::string& expert);
   void CountUpstreamFailure(const std::string& expert, const std::string& reason);
   void CountFallback();
+  // A streaming client went away before its answer was complete (not an upstream failure).
+  void CountClientCancellation(const std::string& expert);
+  // An upstream reported usage outside what the request allowed; it was clamped (see ChatResult).
+  void CountUsageAnomaly(const std::string& expert);
 
   // Renders every metric; `meters` adds each expert's meter (calls, errors, in flight, tokens).
   std::string Render(const std::vector<std::pair<std::string, std::shared_ptr<ExpertMeter>>>& meters,
@@ -40,6 +47,7 @@ class Metrics {
   std::map<std::string, double> spend_by_expert_, spend_by_key_;     // guarded by mu_
   std::map<std::string, int64_t> decisions_;                         // guarded by mu_
   std::map<std::pair<std::string, std::string>, int64_t> failures_;  // (expert, reason); guarded by mu_
+  std::map<std::string, int64_t> cancellations_, usage_anomalies_;   // by expert; guarded by mu_
   std::atomic<int64_t> fallbacks_{0};
   std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets_{};  // last = +Inf
   std::atomic<int64_t> latency_count_{0};

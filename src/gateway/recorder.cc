@@ -1,6 +1,8 @@
 #include "gateway/recorder.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <map>
 #include <vector>
 
@@ -25,24 +27,33 @@ Recorder::~Recorder() {
   thread_.join();
 }
 
-void Recorder::Enqueue(Job job) {
+bool Recorder::Enqueue(Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.size() >= max_queue_) {
       dropped_.fetch_add(1);
-      return;
+      return false;
     }
     queue_.push_back(std::move(job));
     ++enqueued_;
     // Wake the writer only for a full batch; otherwise it wakes on its own every kIdleWait, which keeps a thread
     // wake-up (two context switches) off every request.
-    if (queue_.size() < kWakeBatch) return;
+    if (queue_.size() < kWakeBatch) return true;
   }
   cv_.notify_one();
+  return true;
 }
 
-void Recorder::LogRequest(RequestLogRecord r) {
-  Enqueue([r = std::move(r)](Store& s) { return s.LogRequest(r); });
+bool Recorder::LogRequest(RequestLogRecord r) {
+  return Enqueue([r = std::move(r)](Store& s) { return s.LogRequest(r); });
+}
+
+void Recorder::WhenDurable(std::function<void(bool committed)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    durable_waiters_.push_back({enqueued_, budget_seq_, std::move(done)});
+  }
+  cv_.notify_one();
 }
 
 void Recorder::PersistBudget(const ClientBudgetRecord& b) {
@@ -52,9 +63,10 @@ void Recorder::PersistBudget(const ClientBudgetRecord& b) {
   ++budget_seq_;
 }
 
-void Recorder::RecordOutcome(LiveOutcome o) {
-  Enqueue([o = std::move(o)](Store& s) -> Status {
-    const std::string external_id = Sha256Hex(o.prompt).substr(0, 32);
+bool Recorder::RecordOutcome(LiveOutcome o) {
+  return Enqueue([o = std::move(o)](Store& s) -> Status {
+    // Without the prompt (record_prompts: false) nothing of it is stored: the query is named by the request's id.
+    const std::string external_id = o.prompt.empty() ? o.request_id : Sha256Hex(o.prompt).substr(0, 32);
     std::optional<int64_t> q = s.FindQuery("live", external_id);
     if (!q) {
       QueryRecord query;
@@ -84,20 +96,34 @@ void Recorder::Flush() {
   const uint64_t target = enqueued_, budget_target = budget_seq_;
   ++flush_waiters_;
   cv_.notify_one();
-  done_cv_.wait(lock, [&] { return completed_ >= target && budget_done_ >= budget_target; });
+  done_cv_.wait(lock, [&] {
+    return completed_ >= target && budget_done_ >= budget_target && durable_waiters_.empty() && telling_ == 0;
+  });
   --flush_waiters_;
 }
 
 void Recorder::Run() {
   std::vector<Job> batch;
   std::map<std::string, ClientBudgetRecord> budgets;
+  std::vector<DurableWaiter> told;
   uint64_t budget_seq = 0;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, kIdleWait, [&] { return stop_ || flush_waiters_ > 0 || queue_.size() >= kWakeBatch; });
+      cv_.wait_for(lock, kIdleWait, [&] {
+        return stop_ || flush_waiters_ > 0 || !durable_waiters_.empty() || queue_.size() >= kWakeBatch;
+      });
       if (queue_.empty() && budgets_.empty()) {
-        if (stop_) return;
+        // Nothing left to write: whoever waits for durability has it already.
+        told.swap(durable_waiters_);
+        ++telling_;
+        lock.unlock();
+        for (DurableWaiter& w : told) w.done(true);
+        told.clear();
+        lock.lock();
+        --telling_;
+        done_cv_.notify_all();
+        if (stop_ && durable_waiters_.empty()) return;
         continue;
       }
       budgets.swap(budgets_);
@@ -126,14 +152,32 @@ void Recorder::Run() {
       }
     }
     budgets.clear();
+    bool committed = tx.ok();
     if (tx.ok()) {
       Status st = tx->Commit();
+      committed = st.ok();
       if (!st.ok()) std::fprintf(stderr, "baton serve: recording commit failed: %s\n", st.ToString().c_str());
+    } else {
+      std::fprintf(stderr, "baton serve: recording could not begin a transaction: %s\n",
+                   tx.status().ToString().c_str());
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
       completed_ += batch.size();
       budget_done_ = budget_seq;
+      // Waiters whose writes are all in: tell them, outside the lock.
+      auto covered = [&](const DurableWaiter& w) { return w.jobs <= completed_ && w.budgets <= budget_done_; };
+      auto it = std::stable_partition(durable_waiters_.begin(), durable_waiters_.end(),
+                                      [&](const DurableWaiter& w) { return !covered(w); });
+      std::move(it, durable_waiters_.end(), std::back_inserter(told));
+      durable_waiters_.erase(it, durable_waiters_.end());
+      ++telling_;
+    }
+    for (DurableWaiter& w : told) w.done(committed);
+    told.clear();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --telling_;
     }
     done_cv_.notify_all();
     batch.clear();

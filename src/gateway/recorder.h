@@ -1,7 +1,10 @@
 // Recorder: writes request logs, live outcomes and budget state to the store on its own thread, so that SQLite
 // writes never sit on the request path.
 //
-// Latency: the writer wakes every 50 ms or when 256 writes are queued, so a write reaches the file within ~50 ms.
+// Latency: the writer wakes every 50 ms, when 256 writes are queued, or at once when someone waits for durability
+// (WhenDurable): then everything queued is committed in one transaction (group commit) and the waiters are told.
+// Durability: the store runs SQLite in WAL mode with synchronous=NORMAL, so a commit survives the process being killed
+// (kill -9, a crash); surviving a power cut as well would need synchronous=FULL.
 // Thread-safety: Enqueue/Flush/counters are safe from many threads. The writer thread alone uses the Store it owns;
 // mu_ guards the queue. Writes are applied in the order they were enqueued, grouped in one transaction per batch.
 // The queue is bounded (max_queue): when it is full new writes are dropped and counted, never blocking a request.
@@ -19,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "baton/store.h"
 
@@ -26,7 +30,8 @@ namespace baton::gateway {
 
 // A live outcome of a replay expert: the recorded score its answer earned.
 struct LiveOutcome {
-  std::string prompt;  // the query text (a replay expert only answers prompts of its recorded dataset)
+  std::string prompt;      // the query text; "" when prompts may not be recorded (then nothing of it is stored)
+  std::string request_id;  // names the query when there is no prompt
   std::string expert;
   double score = 0;
   double cost_usd = 0;
@@ -41,11 +46,17 @@ class Recorder {
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
 
-  void LogRequest(RequestLogRecord r);
-  void RecordOutcome(LiveOutcome o);
+  // Each returns false when the write was dropped (the queue is full).
+  bool LogRequest(RequestLogRecord r);
+  bool RecordOutcome(LiveOutcome o);
   void PersistBudget(const ClientBudgetRecord& b);
-  // Blocks until everything enqueued before the call is written.
+  // Blocks until everything enqueued before the call is written and every WhenDurable callback registered before it
+  // has returned.
   void Flush();
+  // Calls `done(committed)` on the writer thread once everything enqueued before this call (budget states included)
+  // is committed; `committed` is false when that commit failed. Never blocks the caller; `done` must not block either
+  // (post to an event loop). Waiters still queued when the recorder is destroyed are told after its last commit.
+  void WhenDurable(std::function<void(bool committed)> done);
 
   int64_t written() const { return written_.load(); }
   int64_t dropped() const { return dropped_.load(); }
@@ -53,7 +64,7 @@ class Recorder {
 
  private:
   using Job = std::function<Status(Store&)>;
-  void Enqueue(Job job);
+  bool Enqueue(Job job);
   void Run();
 
   std::unique_ptr<Store> store_;  // used only by thread_ after construction
@@ -65,6 +76,12 @@ class Recorder {
   uint64_t completed_ = 0;                             // guarded by mu_
   bool stop_ = false;                                  // guarded by mu_
   int flush_waiters_ = 0;                              // guarded by mu_
+  struct DurableWaiter {
+    uint64_t jobs, budgets;  // enqueued_ and budget_seq_ when it was registered
+    std::function<void(bool)> done;
+  };
+  std::vector<DurableWaiter> durable_waiters_;          // guarded by mu_
+  int telling_ = 0;                                    // batches of waiters being told now; guarded by mu_
   std::map<std::string, ClientBudgetRecord> budgets_;  // latest unwritten state per key hash; guarded by mu_
   uint64_t budget_seq_ = 0, budget_done_ = 0;          // budget changes seen / written; guarded by mu_
   std::atomic<int64_t> written_{0}, dropped_{0}, failed_{0};

@@ -61,14 +61,30 @@ std::optional<size_t> RouterService::Find(const std::string& name) const {
   return it->second;
 }
 
+int64_t PromptTokenBound(const ChatRequest& request) {
+  // No tokenizer turns a byte into more than one token; each message adds a few tokens of chat template around it.
+  size_t bytes = 0;
+  for (const auto& m : request.messages) bytes += m.role.size() + m.content.size() + 16;
+  if (request.extra.is_object() && !request.extra.empty()) {
+    bytes += request.extra.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();  // tools, schemas
+  }
+  return static_cast<int64_t>(bytes) + 64;
+}
+
+int64_t MaxTokensFor(const ExpertConfig& expert, const ChatRequest& request) {
+  return request.max_tokens.value_or(expert.default_max_tokens);
+}
+
+double RouterService::PriceOf(size_t expert, double tokens_in, double tokens_out) const {
+  const ExpertConfig& c = experts_[expert].config;
+  return (tokens_in * c.usd_per_mtok_in.value_or(0) + tokens_out * c.usd_per_mtok_out.value_or(0)) / 1e6;
+}
+
 double RouterService::PriceBound(size_t expert, const ChatRequest& request) const {
   const ExpertConfig& c = experts_[expert].config;
   if (!c.usd_per_mtok_in && !c.usd_per_mtok_out) return 0;
-  size_t chars = 0;
-  for (const auto& m : request.messages) chars += m.content.size() + 8;
-  const double in = static_cast<double>(chars + 3) / 4;
-  const double out = static_cast<double>(request.max_tokens.value_or(c.default_max_tokens));
-  return (in * c.usd_per_mtok_in.value_or(0) + out * c.usd_per_mtok_out.value_or(0)) / 1e6;
+  return PriceOf(expert, static_cast<double>(PromptTokenBound(request)),
+                 static_cast<double>(MaxTokensFor(c, request)));
 }
 
 StatusOr<std::vector<Candidate>> RouterService::Plan(const GatewayRequest& request) const {

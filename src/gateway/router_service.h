@@ -44,9 +44,12 @@ class RouterService {
   // FailedPrecondition ("baton" without a router model), InvalidArgument (no expert fits max_cost_usd).
   StatusOr<std::vector<Candidate>> Plan(const GatewayRequest& request) const;
 
-  // Upper estimate of a call's cost when the router has none: list prices x (prompt chars / 4 + max_tokens or the
-  // expert's default_max_tokens). 0 when the expert has no prices.
+  // The most a call can cost at the expert's list prices: PromptTokenBound(request) tokens in and
+  // MaxTokensFor(expert, request) out. It is a true bound only because the gateway sends that max_tokens upstream
+  // and experts clamp reported usage to these bounds. 0 when the expert has no prices.
   double PriceBound(size_t expert, const ChatRequest& request) const;
+  // List prices x tokens (0 for an expert without prices).
+  double PriceOf(size_t expert, double tokens_in, double tokens_out) const;
 
   const std::vector<ExpertSlot>& experts() const { return experts_; }
   std::optional<size_t> Find(const std::string& name) const;
@@ -63,6 +66,12 @@ class RouterService {
   std::vector<size_t> routable_;
   double default_lambda_ = 0;
 };
+
+// An upper bound of the prompt tokens of `request` under any tokenizer: its bytes (messages and the other fields such
+// as tool definitions) plus a chat template's overhead per message.
+int64_t PromptTokenBound(const ChatRequest& request);
+// The completion tokens a call may produce: the request's max_tokens, else the expert's default_max_tokens.
+int64_t MaxTokensFor(const ExpertConfig& expert, const ChatRequest& request);
 
 // The content of the last "user" message ("" when there is none).
 std::string_view LastUserText(const ChatRequest& request);

@@ -3,7 +3,7 @@
 
 namespace baton::store {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 inline constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS experts (
@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS client_budgets (
   spent_usd    REAL NOT NULL DEFAULT 0 CHECK (spent_usd >= 0),
   reserved_usd REAL NOT NULL DEFAULT 0 CHECK (reserved_usd >= 0)
 ) WITHOUT ROWID;
+)sql";
+
+// v3: a request's id (the x-request-id the gateway answers with) and a short note on how it ended (a client that
+// went away, usage an upstream misreported), so that a log row can be found from a client's report.
+inline constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE requests ADD COLUMN request_id TEXT;
+ALTER TABLE requests ADD COLUMN note TEXT;
+CREATE INDEX IF NOT EXISTS requests_by_id ON requests(request_id);
 )sql";
 
 }  // namespace baton::store

@@ -86,6 +86,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const Stor
       BATON_RETURN_IF_ERROR(d.Exec("BEGIN IMMEDIATE"));
       Status st = version < 1 ? d.Exec(store::kSchemaV1) : Status::Ok();
       if (st.ok() && version < 2) st = d.Exec(store::kSchemaV2);
+      if (st.ok() && version < 3) st = d.Exec(store::kSchemaV3);
       if (st.ok()) st = d.Exec(fmt::format("PRAGMA user_version={}", store::kSchemaVersion));
       if (!st.ok()) {
         (void)d.Exec("ROLLBACK");
@@ -179,7 +180,8 @@ Status Store::PutResponse(int64_t query_id, int64_t expert_id, const std::string
 Status Store::LogRequest(const RequestLogRecord& r) {
   BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->log_request, R"sql(
     INSERT INTO requests(time_unix_ms, client_key_hash, requested_model, expert, http_status, tokens_in, tokens_out,
-                         cost_usd, latency_ms, prompt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))sql"));
+                         cost_usd, latency_ms, prompt, request_id, note)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12))sql"));
   s->Bind(1, r.time_unix_ms ? r.time_unix_ms : NowMs()).Bind(2, r.client_key_hash).Bind(3, r.requested_model);
   s->Bind(4, r.expert).Bind(5, static_cast<int64_t>(r.http_status)).Bind(6, r.tokens_in).Bind(7, r.tokens_out);
   s->Bind(8, r.cost_usd).Bind(9, r.latency_ms);
@@ -187,6 +189,11 @@ Status Store::LogRequest(const RequestLogRecord& r) {
     s->Bind(10, *r.prompt);
   else
     s->BindNull(10);
+  s->Bind(11, r.request_id);
+  if (r.note.empty())
+    s->BindNull(12);
+  else
+    s->Bind(12, r.note);
   return s->Run();
 }
 

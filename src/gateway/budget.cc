@@ -32,13 +32,12 @@ double BudgetLedger::Settle(size_t index, double reserved_usd, double actual_usd
   a.reserved_usd = std::max(0.0, a.reserved_usd - std::max(0.0, reserved_usd));
   if (!(actual_usd > 0)) actual_usd = 0;  // negative or NaN: nothing to charge
   // What the key has left once this call's reservation is released: the other calls' reservations stay untouched.
-  // The same rounding slack as Reserve, so that a call charged exactly what it reserved is never an overrun.
-  const double room = std::max(0.0, a.budget_usd * (1 + 1e-12) - a.spent_usd - a.reserved_usd);
-  double charged = actual_usd;
-  if (charged > room) {
+  const double room = std::max(0.0, a.budget_usd - a.spent_usd - a.reserved_usd);
+  const double charged = std::min(actual_usd, room);
+  // Rounding (a call charged exactly what it reserved can find room a few ulps short) is not an overrun.
+  if (actual_usd - charged > a.budget_usd * 1e-12) {
     ++overruns_;
-    unbilled_usd_ += charged - room;
-    charged = room;
+    unbilled_usd_ += actual_usd - charged;
   }
   a.spent_usd += charged;
   if (persist_) persist_(a);

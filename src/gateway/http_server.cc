@@ -8,6 +8,9 @@
 // its handlers and its upstream calls on one thread with no locking: see bench/RESULTS.md, "Gateway overhead".
 #include "gateway/http_server.h"
 
+#include <algorithm>
+#include <array>
+#include <cstdio>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -46,18 +49,27 @@ struct HttpServer::Impl {
   HttpHandler handler;
   HttpObserver observer;
   std::vector<std::thread> threads;
-  std::atomic<int64_t> in_flight{0};
-  std::atomic<bool> stopping{false};  // no new requests: answers close their connections
-  std::atomic<bool> stopped{false};   // the loops have stopped: exchanges are inert
-  bool shut_down = false;             // guarded by the controlling thread
+  std::atomic<int64_t> in_flight{0};      // see HttpServer::in_flight()
+  std::atomic<int64_t> connections{0};    // see HttpServer::connections()
+  std::atomic<int64_t> accept_errors{0};  // see HttpServer::accept_errors()
+  std::atomic<bool> stopping{false};      // no new requests: answers close their connections
+  std::atomic<bool> stopped{false};       // the loops have stopped: exchanges are inert
+  bool shut_down = false;                 // guarded by the controlling thread
   uint16_t port = 0;
   size_t next_loop = 0;  // round robin over loops; used by the accepting loop only
+  // After a failed accept, the pause before the next one (0 after a success), and when one was last logged; used by
+  // the accepting loop only.
+  std::chrono::milliseconds accept_pause{0};
+  std::optional<std::chrono::steady_clock::time_point> accept_logged;
   // Declared last so that they are destroyed first, while everything a queued handler may touch still exists.
   std::vector<std::unique_ptr<net::io_context>> loops;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
-  std::optional<tcp::acceptor> acceptor;  // on loops[0]
+  std::optional<tcp::acceptor> acceptor;          // on loops[0]
+  std::optional<net::steady_timer> accept_timer;  // on loops[0]: the pause after a failed accept
 
   void Accept();
+  void OnAcceptError(const beast::error_code& ec);
+  static void Shed(tcp::socket& socket);
 };
 
 namespace {
@@ -66,6 +78,21 @@ constexpr size_t kHeaderLimit = size_t{64} * 1024;
 constexpr size_t kDrainLimit = size_t{16} * 1024 * 1024;
 
 class Session;
+
+// One open connection, counted in HttpServer::Impl::connections from its accept until Release() or destruction.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(HttpServer::Impl* server) : server_(server) { server_->connections.fetch_add(1); }
+  ConnectionSlot(ConnectionSlot&& other) noexcept : server_(std::exchange(other.server_, nullptr)) {}
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ~ConnectionSlot() { Release(); }
+  void Release() {
+    if (server_ != nullptr) std::exchange(server_, nullptr)->connections.fetch_sub(1);
+  }
+
+ private:
+  HttpServer::Impl* server_;
+};
 
 // A handle on one request of a session. The session serves its requests one after another; each gets a sequence
 // number, and an Exchange whose request is over (answered, and the connection moved on) no longer acts.
@@ -81,7 +108,8 @@ class Exchange : public HttpExchange {
   void EndStream() override;
 
  private:
-  // Runs `f(session)` on the connection's loop, for this request only: at once when called there, posted otherwise.
+  // Runs `f(session)` on the connection's loop, for this request only, in call order: at once when called there with
+  // nothing queued before it, posted otherwise.
   template <typename F>
   void OnLoop(F&& f);
 
@@ -95,8 +123,10 @@ class Exchange : public HttpExchange {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // `server` outlives every session that can still run: see HttpServer::Impl's member order.
-  Session(tcp::socket socket, net::io_context& loop, HttpServer::Impl* server)
-      : stream_(std::move(socket)), loop_(loop), server_(server) {}
+  Session(tcp::socket socket, ConnectionSlot slot, net::io_context& loop, HttpServer::Impl* server)
+      : stream_(std::move(socket)), slot_(std::move(slot)), loop_(loop), server_(server) {}
+  // A request still counted here (its write was dropped with the stopped loops, say) can no longer be answered.
+  ~Session() { EndInFlight(); }
 
   void Start() { ReadHeader(); }
 
@@ -108,6 +138,10 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t seq = 0;
   bool answered = false;
   bool streaming = false;
+  // Exchange calls posted to the loop (from other threads) and not run yet. While there are any, calls made on the
+  // loop thread are posted too, behind them: run at once, they would overtake (an exchange dropped on the loop thread
+  // right after another thread streamed a whole answer would send a 500 before the stream had even begun).
+  std::atomic<int64_t> queued{0};
 
   // The whole response, asynchronously (Asio writes at once when the socket has room; only the completion waits).
   void Send(HttpResponse r, const std::string& path) {
@@ -121,6 +155,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->prepare_payload();
     stream_.expires_after(server_->options.write_timeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      self->EndInFlight();  // written, or never will be
       if (ec) return self->Close();
       if (!res->keep_alive()) return self->Drain();
       self->ReadHeader();
@@ -210,7 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void FinishStream() {
     ending_ = false;
     Observe(end_path_, stream_status_);
-    server_->in_flight.fetch_sub(1);
+    EndInFlight();  // the last chunk was written, or the stream broke
     if (broken_ || !keep_alive_ || server_->stopping) return Close();
     ReadHeader();
   }
@@ -228,6 +263,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     const auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
+    if (const auto problem = FramingProblem(req)) return Reject(400, problem->first, problem->second);
     const auto len = parser_->content_length();
     if (len && *len > static_cast<uint64_t>(server_->options.max_body_bytes)) {
       return Reject(
@@ -243,6 +279,33 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     ReadBody();
+  }
+
+  // What makes a request's length or Host ambiguous, so that a proxy in front of us could read it differently from
+  // us (request smuggling): the message and error code to refuse it with, or nothing. Beast has already refused
+  // duplicate Transfer-Encoding: chunked, Content-Length after chunked, and conflicting Content-Lengths.
+  static std::optional<std::pair<std::string, const char*>> FramingProblem(
+      const http::request<http::string_body>& req) {
+    const auto te = req.equal_range(http::field::transfer_encoding);
+    if (te.first != te.second) {
+      // Beast decodes "chunked" only when it comes last and ignores any other coding ("gzip, chunked", "identity",
+      // "chunked, chunked"), which would leave the body, or part of it, to be read as the next request.
+      if (std::next(te.first) != te.second || !beast::iequals(te.first->value(), "chunked")) {
+        return std::make_pair("unsupported Transfer-Encoding '" + std::string(te.first->value().substr(0, 100)) +
+                                  "': only 'chunked' is accepted",
+                              "unsupported_transfer_encoding");
+      }
+      if (req.count(http::field::content_length) > 0) {
+        return std::make_pair(std::string("a request cannot have both Transfer-Encoding and Content-Length"),
+                              "bad_request");
+      }
+    }
+    const size_t hosts = req.count(http::field::host);
+    if (hosts > 1) return std::make_pair(std::string("the request has more than one Host header"), "bad_request");
+    if (hosts == 0 && req.version() >= 11) {
+      return std::make_pair(std::string("an HTTP/1.1 request needs a Host header"), "bad_request");
+    }
+    return std::nullopt;
   }
 
   void ReadBody() {
@@ -282,6 +345,7 @@ class Session : public std::enable_shared_from_this<Session> {
     r.body = std::move(req.body());
     r.arrived = arrived_ = std::chrono::steady_clock::now();
     const std::string path = r.target.substr(0, r.target.find('?'));
+    in_flight_ = true;
     server_->in_flight.fetch_add(1);
     broken_ = false;
     backlog_ = 0;
@@ -312,15 +376,25 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
+    slot_.Release();
+  }
+
+  // The request being served stops counting in flight: its answer was written, or can no longer be.
+  void EndInFlight() {
+    if (!in_flight_) return;
+    in_flight_ = false;
+    server_->in_flight.fetch_sub(1);
   }
 
   beast::tcp_stream stream_;
+  ConnectionSlot slot_;
   net::io_context& loop_;
   HttpServer::Impl* server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::chrono::steady_clock::time_point arrived_;
   bool keep_alive_ = true;
+  bool in_flight_ = false;  // the request being served counts in HttpServer::Impl::in_flight
   // Streaming.
   std::vector<std::string> pending_, batch_;
   std::vector<net::const_buffer> buffers_;
@@ -337,15 +411,16 @@ class Session : public std::enable_shared_from_this<Session> {
 template <typename F>
 void Exchange::OnLoop(F&& f) {
   if (session_->server().stopped) return;
-  auto run = [session = session_, seq = seq_, f = std::forward<F>(f)]() mutable {
-    if (session->seq == seq) f(*session);
-  };
-  net::io_context& loop = session_->loop();
-  if (loop.get_executor().running_in_this_thread()) {
-    run();
-  } else {
-    net::post(loop, std::move(run));
+  Session& s = *session_;
+  if (s.loop().get_executor().running_in_this_thread() && s.queued.load() == 0) {
+    if (s.seq == seq_) f(s);
+    return;
   }
+  s.queued.fetch_add(1);
+  net::post(s.loop(), [session = session_, seq = seq_, f = std::forward<F>(f)]() mutable {
+    session->queued.fetch_sub(1);
+    if (session->seq == seq) f(*session);
+  });
 }
 
 Exchange::~Exchange() try {
@@ -353,7 +428,6 @@ Exchange::~Exchange() try {
   OnLoop([path = path_](Session& s) {
     if (!s.answered) {
       s.answered = true;
-      s.server().in_flight.fetch_sub(1);
       s.Send(ErrorResponse(500, "the request was not answered", "server_error", "internal_error"), path);
     } else if (s.streaming) {
       s.streaming = false;
@@ -372,7 +446,6 @@ void Exchange::Respond(HttpResponse response) {
   OnLoop([path = path_, response = std::move(response)](Session& s) mutable {
     if (s.answered) return;
     s.answered = true;
-    s.server().in_flight.fetch_sub(1);
     s.Send(std::move(response), path);
   });
 }
@@ -386,8 +459,9 @@ void Exchange::BeginStream(int status, std::string_view content_type, const Head
 }
 
 bool Exchange::WriteStream(std::string_view data) {
-  if (session_->loop().get_executor().running_in_this_thread()) {
-    return !session_->server().stopped && session_->seq == seq_ && session_->streaming && session_->WriteStream(data);
+  Session& s = *session_;
+  if (s.loop().get_executor().running_in_this_thread() && s.queued.load() == 0) {
+    return !s.server().stopped && s.seq == seq_ && s.streaming && s.WriteStream(data);
   }
   OnLoop([d = std::string(data)](Session& s) {
     if (s.streaming) s.WriteStream(d);
@@ -409,15 +483,64 @@ void HttpServer::Impl::Accept() {
   net::io_context& target = *loops[next_loop++ % loops.size()];
   acceptor->async_accept(target, [this, &target](beast::error_code ec, tcp::socket socket) {
     if (stopping) return;
-    if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      // Constructed on its own loop: the session's handlers all run there.
-      net::post(target, [this, &target, socket = std::move(socket)]() mutable {
-        std::make_shared<Session>(std::move(socket), target, this)->Start();
-      });
+    if (ec) return OnAcceptError(ec);
+    accept_pause = std::chrono::milliseconds(0);
+    // Counted and checked on this loop only, so the cap holds exactly; sessions close on any loop.
+    if (options.max_connections > 0 && connections.load() >= options.max_connections) {
+      Shed(socket);
+      return Accept();
     }
+    ConnectionSlot slot(this);
+    socket.set_option(tcp::no_delay(true), ec);
+    // Constructed on its own loop: the session's handlers all run there.
+    net::post(target, [this, &target, socket = std::move(socket), slot = std::move(slot)]() mutable {
+      std::make_shared<Session>(std::move(socket), std::move(slot), target, this)->Start();
+    });
     Accept();
   });
+}
+
+// Out of file descriptors (EMFILE, ENFILE), of buffers (ENOBUFS) or anything else: accepting again at once would fail
+// again at once, burning a core and starving the loop, so the next accept waits, 10 ms doubling up to 1 s. The
+// pending connections wait in the listen backlog meanwhile.
+void HttpServer::Impl::OnAcceptError(const beast::error_code& ec) {
+  const int64_t errors = accept_errors.fetch_add(1) + 1;
+  accept_pause = std::clamp(accept_pause * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  const auto now = std::chrono::steady_clock::now();
+  if (!accept_logged || now - *accept_logged >= std::chrono::seconds(1)) {
+    accept_logged = now;
+    std::fprintf(stderr, "baton serve: accepting a connection failed (%s; %lld failures so far); retrying in %lld ms\n",
+                 ec.message().c_str(), static_cast<long long>(errors), static_cast<long long>(accept_pause.count()));
+  }
+  accept_timer->expires_after(accept_pause);
+  accept_timer->async_wait([this](beast::error_code wait_ec) {
+    if (wait_ec || stopping) return;
+    Accept();
+  });
+}
+
+// A connection over max_connections: a canned 503 and a close, on the accepting loop, with no session, no buffer and
+// no timer, so that shedding stays cheap under the load that causes it.
+void HttpServer::Impl::Shed(tcp::socket& socket) {
+  static const std::string response = [] {
+    const std::string body =
+        R"({"error":{"message":"the server has too many open connections; retry later","type":"server_error",)"
+        R"("code":"too_many_connections"}})";
+    return fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nServer: baton\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+        "Connection: close\r\nContent-Length: {}\r\n\r\n{}",
+        body.size(), body);
+  }();
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(response), ec);  // a new socket's send buffer has room for these few bytes
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  // Discards what the client already sent (its request, up to 64 KiB): closing with unread data would reset the
+  // connection, and the client could lose the answer.
+  std::array<char, 4096> sink;
+  ec = {};
+  for (int i = 0; i < 16 && !ec; ++i) socket.read_some(net::buffer(sink), ec);
+  socket.close(ec);
 }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options, HttpHandler handler,
@@ -430,8 +553,17 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions&
   for (int i = 0; i < n; ++i) {
     impl->loops.push_back(std::make_unique<net::io_context>(1));  // concurrency hint: one thread per loop
     impl->work.push_back(net::make_work_guard(*impl->loops.back()));
+    // Creates the loop's reactor (its epoll, eventfd and timerfd descriptors) now, with a timer. Asio creates it with
+    // the loop's first socket or timer, which for this loop may be a connection accepted onto it, and when that
+    // happens with no descriptor left (the very moment accepts fail), it throws out of the accepting loop.
+    try {
+      net::steady_timer create_reactor(*impl->loops.back());
+    } catch (const std::exception& e) {
+      return Status::IoError(std::string("cannot start an event loop: ") + e.what());
+    }
   }
   impl->acceptor.emplace(*impl->loops.front());
+  impl->accept_timer.emplace(*impl->loops.front());
   tcp::acceptor& acceptor = *impl->acceptor;
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);
@@ -468,6 +600,12 @@ uint16_t HttpServer::port() const {
 int64_t HttpServer::in_flight() const {
   return impl_->in_flight.load();
 }
+int64_t HttpServer::connections() const {
+  return impl_->connections.load();
+}
+int64_t HttpServer::accept_errors() const {
+  return impl_->accept_errors.load();
+}
 
 void HttpServer::Shutdown(std::chrono::milliseconds grace) {
   if (impl_->shut_down) return;
@@ -477,12 +615,11 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
     beast::error_code ec;
     impl->acceptor->close(ec);
   });
+  // A request counts in flight until its answer is written (see in_flight()), so this waits for slow readers too.
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // Give responses just handed over a moment to be written.
-  if (grace.count() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   impl_->work.clear();
   for (auto& loop : impl_->loops) loop->stop();
   for (auto& t : impl_->threads) t.join();

@@ -7,6 +7,13 @@
 // OpenAI-shaped JSON errors), hands it to the handler on the connection's loop thread and writes whatever the handler
 // sends back through its HttpExchange. A handler must not block: it answers at once or starts asynchronous work on
 // exchange->loop() (which is how the gateway calls upstream experts without ever changing thread).
+// Malformed includes what a proxy in front of us could read differently (request smuggling): a Transfer-Encoding
+// other than exactly "chunked", Transfer-Encoding together with Content-Length, and an HTTP/1.1 request without
+// exactly one Host header; such a request is answered 400 and its connection closed.
+//
+// Overload: at most max_connections connections are open at once; one more is answered a canned 503 and closed at
+// once, without a session. A failing accept (out of file descriptors, say) pauses accepting, 10 ms doubling up to
+// 1 s, instead of retrying in a loop.
 //
 // Lifetime: Shutdown() stops the loops; exchanges still held afterwards (in queued handlers, on other threads) become
 // inert. Every thread that may still call into an exchange must be joined before the HttpServer is destroyed.
@@ -86,6 +93,7 @@ struct HttpServerOptions {
   std::chrono::seconds idle_timeout{60};   // a keep-alive connection idle this long is closed
   std::chrono::seconds write_timeout{30};  // a client that takes longer than this to accept a write is dropped
   size_t max_stream_backlog = 4 << 20;     // streamed bytes queued for a slow client before WriteStream says stop
+  int64_t max_connections = 10'000;        // open connections at once; more are answered 503 and closed. 0 = no cap
 };
 
 class HttpServer {
@@ -98,10 +106,17 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const;
-  // Stops accepting, waits up to `grace` for requests being handled, then stops the event loops and joins them.
+  // Stops accepting, waits up to `grace` for the requests in flight (see in_flight()) to be completely answered, then
+  // stops the event loops and joins them. Connections are closed when the HttpServer is destroyed.
   void Shutdown(std::chrono::milliseconds grace);
-  // Requests handed to the handler and not yet answered.
+  // Requests handed to the handler whose response has not been completely written yet: a request counts from the
+  // handler call until the last byte of its answer (whole or streamed) was handed to the socket, or the write failed
+  // or timed out. So a slow reader's answer still counts, and Shutdown waits for it.
   int64_t in_flight() const;
+  // Connections open now (accepted and not yet closed), the ones refused over max_connections not included.
+  int64_t connections() const;
+  // Accepts that failed since Start (out of file descriptors, say): each one pauses accepting for a while.
+  int64_t accept_errors() const;
 
   struct Impl;
 

@@ -239,7 +239,8 @@ Status Gateway::Start(const std::string& listen_override) {
   HttpServerOptions o{.host = hp.first,
                       .port = hp.second,
                       .io_threads = s.config.io_threads,
-                      .max_body_bytes = s.config.max_body_bytes};
+                      .max_body_bytes = s.config.max_body_bytes,
+                      .max_connections = s.config.max_connections};
   State* state = &s;
   BATON_ASSIGN_OR_RETURN(s.server, HttpServer::Start(
                                        o,

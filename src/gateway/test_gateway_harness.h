@@ -79,7 +79,16 @@ class FixedPredictor : public Predictor {
   std::vector<float> scores_;
 };
 
+// Stops the gateway and removes its database files when it goes out of scope.
 struct Harness {
+  Harness() = default;
+  Harness(Harness&&) = default;
+  Harness& operator=(Harness&&) = default;
+  ~Harness() {
+    gw.reset();
+    if (db.empty()) return;
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
+  }
   std::unique_ptr<Gateway> gw;
   std::vector<FakeExpert*> fakes;
   int port = 0;

@@ -132,18 +132,21 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     in_attempt_ = true;
     StreamSink sink;
     if (request_.stream) {
-      sink = [self = shared_from_this()](std::string_view delta) { return self->OnPiece(delta); };
+      sink = [self = shared_from_this()](const StreamDelta& delta) { return self->OnPiece(delta); };
     }
     expert.backend->CompleteAsync(
         request_.chat, std::move(sink), AsyncContext{&ex_->loop(), s_.blocking.get()},
         [self = shared_from_this()](StatusOr<ChatResult> r) { Guarded(*self, [&] { self->OnResult(std::move(r)); }); });
   }
 
-  bool OnPiece(std::string_view delta) {
+  bool OnPiece(const StreamDelta& delta) {
     if (delta.empty()) return true;
     const ExpertSlot& expert = s_.router->experts()[current_];
     if (!StartStream(expert)) return false;
-    return ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta, ""));
+    if (delta.tool_calls != nullptr) {  // tool-call deltas (with any content) go out as delta.tool_calls
+      return ex_->WriteStream(SseToolCallsChunk(id_, created_, expert.config.name, delta.content, *delta.tool_calls));
+    }
+    return ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta.content, ""));
   }
 
   void OnResult(StatusOr<ChatResult> r) {
@@ -207,8 +210,12 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     }
     if (request_.stream) {
       // A backend that delivered nothing through the sink (or an empty answer) still gets a well-formed stream.
-      if (!stream_started_ && StartStream(expert) && !r.content.empty()) {
-        ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", r.content, ""));
+      if (!stream_started_ && StartStream(expert)) {
+        if (!r.tool_calls.empty()) {
+          ex_->WriteStream(SseToolCallsChunk(id_, created_, expert.config.name, r.content, r.tool_calls));
+        } else if (!r.content.empty()) {
+          ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", r.content, ""));
+        }
       }
       ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", "", r.finish_reason, r.usage, r.cost_usd));
       ex_->WriteStream(kSseDone);

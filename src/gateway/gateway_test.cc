@@ -39,6 +39,11 @@ class FakeExpert : public ExpertBackend {
     r.usage = {10, 5};
     r.cost_usd = cost_;
     r.recorded_score = score_;
+    if (!tool_calls.empty()) {  // a backend that returns its tool calls whole, never through the sink
+      r.content.clear();
+      r.tool_calls = tool_calls;
+      r.finish_reason = "tool_calls";
+    }
     if (sink && *sink) {
       for (size_t i = 0; i < r.content.size(); i += 4) {
         if (!(*sink)(std::string_view(r.content).substr(i, 4))) return Status::FailedPrecondition("cancelled");
@@ -47,7 +52,8 @@ class FakeExpert : public ExpertBackend {
     return r;
   }
   std::atomic<int> calls{0};
-  std::atomic<int> delay_ms{0};  // how long each call blocks (on the gateway's blocking pool)
+  std::atomic<int> delay_ms{0};     // how long each call blocks (on the gateway's blocking pool)
+  json tool_calls = json::array();  // answered instead of text when not empty; set before any request
 
  private:
   std::string name_;
@@ -260,6 +266,34 @@ TEST(GatewayTest, StreamingSseFraming) {
     }
   }
   EXPECT_EQ(content, "good: stream this please");
+}
+
+TEST(GatewayTest, ToolCallsOfABackendThatDoesNotStreamThem) {
+  Harness h = StartGateway();
+  const json calls = json::parse(R"([{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}])");
+  h.fakes[2]->tool_calls = calls;  // "cheap"
+  auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "call f"), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_TRUE(j["choices"][0]["message"]["content"].is_null()) << r.body;
+  EXPECT_EQ(j["choices"][0]["message"]["tool_calls"], calls);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
+  // Streamed: one delta.tool_calls chunk (with the index clients merge by), then the finish reason.
+  r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "call f", true), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json streamed = json::array();
+  std::string finish;
+  for (size_t pos = 0, end; (end = r.body.find("\n\n", pos)) != std::string::npos; pos = end + 2) {
+    const std::string event = r.body.substr(pos + 6, end - pos - 6);
+    if (event == "[DONE]") break;
+    const json c = json::parse(event)["choices"][0];
+    for (const json& d : c["delta"].value("tool_calls", json::array())) streamed.push_back(d);
+    if (c["finish_reason"].is_string()) finish = c["finish_reason"];
+  }
+  json expected = calls;
+  expected[0]["index"] = 0;
+  EXPECT_EQ(streamed, expected) << r.body;
+  EXPECT_EQ(finish, "tool_calls");
 }
 
 // The answers to a batch of chat requests: 200s, 429s (each checked to be an OpenAI error with the expected code)

@@ -117,6 +117,7 @@ cat > "$WORK/baton.yaml" <<YAML
 listen: 127.0.0.1:0
 store: $WORK/gateway.db
 record_prompts: false
+metrics_public: true
 io_threads: $IO_THREADS
 router:
   train_dir: $ROOT/data/routerbench-train

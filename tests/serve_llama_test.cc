@@ -187,6 +187,7 @@ class ServeLlamaTest : public ::testing::Test {
 
     std::string yaml = fmt::format(
         "store: {}/gateway.db\n"
+        "metrics_public: true\n"
         "router: {{train_dir: {}, predictor: domain-prior, lambda: 0}}\n"
         "keys:\n"
         "  - {{name: test, key: {}, budget_usd: 100}}\n"

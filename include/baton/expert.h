@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,8 +45,12 @@ class thread_pool;
 namespace baton {
 
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
-  std::string content;
+  std::string role;     // "system", "developer", "user", "assistant", "tool"
+  std::string content;  // the text (what routing and the non-OpenAI backends read); "" when null
+  // The message's other fields as the client sent them ("tool_calls", "tool_call_id", "name", ...), reproduced
+  // as-is for OpenAI-compatible upstreams; other backends ignore them.
+  nlohmann::json fields = nlohmann::json::object();
+  bool content_null = false;  // the client sent `content: null` (or none: an assistant message with tool_calls)
 };
 
 // Per-request options (what a client sends). Startup options of a backend live in ExpertConfig.
@@ -64,15 +69,51 @@ struct ChatUsage {
 
 struct ChatResult {
   std::string content;
+  // The assistant's tool calls, in OpenAI's shape: [{"id", "type": "function", "function": {"name", "arguments"}}].
+  // Empty when it called none (finish_reason is then usually not "tool_calls").
+  nlohmann::json tool_calls = nlohmann::json::array();
   std::string finish_reason = "stop";
+  // The tokens charged. The openai backend does not take an upstream's count on trust (a wrong one would bill a
+  // client's key a negative or absurd cost): it clamps completion_tokens to [0, the max_tokens it sent] (without
+  // one, to [0, 10,000,000]) and prompt_tokens to [0, an upper bound of the prompt: the UTF-8 bytes of the messages'
+  // contents, of their other fields and of the pass-through fields (tools, ...) as serialised, + 16 per message
+  // + 64]; a count that is not a number counts as 0, a fractional one is rounded up. The cost comes from the
+  // clamped counts.
   ChatUsage usage;
+  // Set when the upstream's usage was corrected: what was wrong and what was charged instead, e.g. "upstream
+  // reported completion_tokens=1000000000 > max_tokens=256; charged 256" (notes for both counts are joined by
+  // "; "), so the gateway can log and count it. "" when the usage was taken as reported.
+  std::string usage_note;
   double cost_usd = 0;  // from usage and the expert's prices (or the recorded cost for replay)
   double latency_ms = 0;
   std::optional<double> recorded_score;  // replay only: the score this answer earned when it was recorded
 };
 
-// Receives streamed content as it arrives. Return false to cancel the call.
-using StreamSink = std::function<bool(std::string_view delta)>;
+// One streamed piece: content, tool-call deltas, or both. Both views are valid only during the sink's call; a sink
+// that keeps them (or hands them to another thread) copies them.
+//
+// `tool_calls` is OpenAI's `delta.tool_calls` (an array of {"index", and the "id", "type", "function": {"name",
+// "arguments"} pieces that arrived}; arguments are fragments to concatenate per index), or nullptr when the piece has
+// none. It converts to and from std::string_view (the content), so a sink that only cares about text can take a
+// std::string_view; such a sink sees a tool-call-only piece as an empty string. A sink that forwards pieces to
+// another sink must take the StreamDelta, or it drops the tool calls.
+struct StreamDelta {
+  StreamDelta() = default;
+  StreamDelta(std::string_view c, const nlohmann::json* t = nullptr) : content(c), tool_calls(t) {}
+  // From anything that reads as text (std::string, const char*), so that sink(piece) keeps compiling.
+  template <typename T>
+  requires(!std::is_same_v<std::remove_cvref_t<T>, StreamDelta> && std::is_convertible_v<const T&, std::string_view>)
+      StreamDelta(const T& c)
+      : content(c) {}
+  operator std::string_view() const { return content; }
+  bool empty() const { return content.empty() && tool_calls == nullptr; }
+
+  std::string_view content;
+  const nlohmann::json* tool_calls = nullptr;
+};
+
+// Receives streamed pieces as they arrive. Return false to cancel the call.
+using StreamSink = std::function<bool(const StreamDelta& delta)>;
 
 // The result of an asynchronous call, delivered exactly once, unless the loop's io_context is destroyed first: calls
 // still in flight are then dropped, their handler and sink destroyed without being called.
@@ -98,6 +139,11 @@ struct ExpertConfig {
   std::string base_url;     // e.g. "http://127.0.0.1:8081/v1" (".../chat/completions" is appended)
   std::string model;        // the upstream's model name. Default: `name`
   std::string api_key_env;  // environment variable holding the API key; "" = no key. Never logged.
+  // The most an upstream may send back for one call: the body of a plain answer, or all the bytes of a stream. A
+  // larger answer is cut off (Unavailable "the upstream response exceeded N bytes"), so that a broken or hostile
+  // upstream cannot make the gateway buffer without bound. A streamed token costs ~150-250 bytes of SSE, so the
+  // default allows some 40k streamed tokens. Default: 8 MiB
+  int64_t max_response_bytes = 8 << 20;
   // replay
   std::string replay_db;       // a baton database holding the recorded responses (baton import), or
   std::string replay_dir;      // a dataset folder to import into memory at start-up

@@ -2,6 +2,7 @@
 // to the caller's loop.
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -37,10 +38,14 @@ void ExpertBackend::CompleteAsync(ChatRequest request, StreamSink sink, const As
     std::string n = name();
     StreamSink relay;
     if (shared->sink) {
-      relay = [shared, loop](std::string_view delta) {
+      // The piece's views die when the relay returns: the loop gets copies (tool-call deltas included).
+      relay = [shared, loop](const StreamDelta& delta) {
         if (shared->cancelled.load()) return false;
-        net::post(*loop, [shared, piece = std::string(delta)] {
-          if (!shared->cancelled.load() && !shared->sink(piece)) shared->cancelled.store(true);
+        std::optional<nlohmann::json> tool_calls;
+        if (delta.tool_calls != nullptr) tool_calls = *delta.tool_calls;
+        net::post(*loop, [shared, piece = std::string(delta.content), tool_calls = std::move(tool_calls)] {
+          const StreamDelta copy(piece, tool_calls ? &*tool_calls : nullptr);
+          if (!shared->cancelled.load() && !shared->sink(copy)) shared->cancelled.store(true);
         });
         return true;
       };

@@ -56,7 +56,7 @@ inline StatusOr<ChatResult> RunAsync(ExpertBackend& expert, LoopThread& loop, Ch
     auto finished = std::make_shared<bool>(false);  // on the loop's thread only
     StreamSink checked;
     if (sink) {
-      checked = [sink = std::move(sink), finished, loop_id](std::string_view delta) {
+      checked = [sink = std::move(sink), finished, loop_id](const StreamDelta& delta) {
         EXPECT_EQ(std::this_thread::get_id(), loop_id);
         EXPECT_FALSE(*finished) << "a piece arrived after the handler ran";
         return sink(delta);
@@ -93,6 +93,7 @@ struct CallOutcome {
   std::vector<std::string> pieces;                                 // in the order they arrived
   std::vector<std::chrono::steady_clock::time_point> piece_times;  // when each arrived
   std::set<std::thread::id> piece_threads;                         // the threads they arrived on
+  std::vector<nlohmann::json> tool_call_deltas;  // each piece's delta.tool_calls, in the order they arrived
 };
 
 // Makes calls through one path. Blocking: expert.Complete() on the calling thread. Async: RunAsync on a LoopThread of
@@ -121,13 +122,17 @@ class Caller {
     std::vector<std::string> pieces;
     std::vector<std::chrono::steady_clock::time_point> times;
     std::set<std::thread::id> threads;
-    StatusOr<ChatResult> result = Call(expert, std::move(request), [&](std::string_view delta) {
-      pieces.emplace_back(delta);
+    std::vector<nlohmann::json> tool_call_deltas;
+    StatusOr<ChatResult> result = Call(expert, std::move(request), [&](const StreamDelta& delta) {
+      // A tool-call-only piece is not a content piece.
+      if (delta.tool_calls == nullptr || !delta.content.empty()) pieces.emplace_back(delta.content);
+      if (delta.tool_calls != nullptr) tool_call_deltas.push_back(*delta.tool_calls);
       times.push_back(std::chrono::steady_clock::now());
       threads.insert(std::this_thread::get_id());
       return true;
     });
-    return CallOutcome{std::move(result), std::move(pieces), std::move(times), std::move(threads)};
+    return CallOutcome{std::move(result), std::move(pieces), std::move(times), std::move(threads),
+                       std::move(tool_call_deltas)};
   }
 
  private:

@@ -3,10 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -15,6 +19,7 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include "baton/json_limits.h"
 #include "experts/backends.h"
 #include "experts/curl_loop.h"
 
@@ -26,6 +31,8 @@ using nlohmann::json;
 
 constexpr size_t kMaxIdleHandles = 64;
 constexpr size_t kMaxErrorBody = 400;
+// completion_tokens' ceiling when no max_tokens was sent: the largest max_tokens the gateway accepts from a client.
+constexpr int64_t kMaxCompletionTokens = 10'000'000;
 
 void GlobalInitCurl() {
   static std::once_flag once;
@@ -40,8 +47,10 @@ std::string Truncate(std::string s, size_t n) {
   return s;
 }
 
-// The upstream's own error message: {"error": {"message": ...}} or {"error": "..."} or the raw body.
+// The upstream's own error message: {"error": {"message": ...}} or {"error": "..."} or the raw body (also when it is
+// nested too deep to parse safely).
 std::string UpstreamMessage(const std::string& body) {
+  if (!CheckJsonDepth(body).ok()) return Truncate(body, kMaxErrorBody);
   try {
     json j = json::parse(body);
     if (j.contains("error")) {
@@ -55,17 +64,69 @@ std::string UpstreamMessage(const std::string& body) {
   return Truncate(body, kMaxErrorBody);
 }
 
-ChatUsage ParseUsage(const json& u) {
-  ChatUsage usage;
-  if (u.is_object()) {
-    usage.prompt_tokens = u.value("prompt_tokens", int64_t{0});
-    usage.completion_tokens = u.value("completion_tokens", int64_t{0});
+// What a call may be charged at most, from what it sent (see ChatResult::usage).
+struct UsageBounds {
+  int64_t prompt_tokens = 0;          // an upper bound of the prompt's tokens
+  std::optional<int64_t> max_tokens;  // the max_tokens (or max_completion_tokens) sent upstream, if any
+};
+
+void AddNote(std::string* notes, const std::string& note) {
+  if (!notes->empty()) *notes += "; ";
+  *notes += note;
+}
+
+// One count of the upstream's usage object, made sane: in [0, bound], an integer (a fraction is rounded up), 0 when
+// absent, null or not a number. Whatever was corrected is described in `notes`.
+int64_t SaneCount(const json& usage, const char* field, int64_t bound, const std::string& bound_name,
+                  std::string* notes) {
+  auto it = usage.find(field);
+  if (it == usage.end() || it->is_null()) return 0;
+  const json& v = *it;
+  const std::string shown = Truncate(v.dump(-1, ' ', false, json::error_handler_t::replace), 40);
+  auto too_big = [&] {
+    AddNote(notes, fmt::format("upstream reported {}={} > {}={}; charged {}", field, shown, bound_name, bound, bound));
+    return bound;
+  };
+  if (v.is_number_unsigned()) return v.get<uint64_t>() > static_cast<uint64_t>(bound) ? too_big() : v.get<int64_t>();
+  if (v.is_number_integer()) {
+    const int64_t n = v.get<int64_t>();
+    if (n < 0) {
+      AddNote(notes, fmt::format("upstream reported {}={} < 0; charged 0", field, shown));
+      return 0;
+    }
+    return n > bound ? too_big() : n;
   }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d < 0) {
+      AddNote(notes, fmt::format("upstream reported {}={} < 0; charged 0", field, shown));
+      return 0;
+    }
+    if (d > static_cast<double>(bound)) return too_big();
+    const auto n = static_cast<int64_t>(std::ceil(d));
+    if (static_cast<double>(n) != d) {
+      AddNote(notes, fmt::format("upstream reported {}={} (not an integer); charged {}", field, shown, n));
+    }
+    return n;
+  }
+  AddNote(notes, fmt::format("upstream reported {}={} (not a number); charged 0", field, shown));
+  return 0;
+}
+
+// The usage to charge from the upstream's usage object (null when it sent none): see ChatResult::usage.
+ChatUsage SaneUsage(const json& u, const UsageBounds& bounds, std::string* notes) {
+  ChatUsage usage;
+  if (!u.is_object()) return usage;
+  usage.prompt_tokens = SaneCount(u, "prompt_tokens", bounds.prompt_tokens, "prompt bound", notes);
+  usage.completion_tokens =
+      bounds.max_tokens ? SaneCount(u, "completion_tokens", *bounds.max_tokens, "max_tokens", notes)
+                        : SaneCount(u, "completion_tokens", kMaxCompletionTokens, "limit (no max_tokens sent)", notes);
   return usage;
 }
 
-// Incremental server-sent-events parser for OpenAI streaming: feeds content deltas to the sink as each event
-// completes and remembers the finish reason, the usage and any in-stream error.
+// Incremental server-sent-events parser for OpenAI streaming: feeds content and tool-call deltas to the sink as each
+// event completes, accumulates both into the result, and remembers the finish reason, the usage and any in-stream
+// error.
 class SseParser {
  public:
   SseParser(const StreamSink* sink, ChatResult* result) : sink_(sink), result_(result) {}
@@ -98,6 +159,7 @@ class SseParser {
   bool got_any() const { return got_any_; }
   bool got_finish() const { return got_finish_; }
   const std::string& error() const { return error_; }
+  const json& usage() const { return usage_; }  // the last usage object seen; null when none
 
  private:
   bool DispatchEvent() {
@@ -106,6 +168,11 @@ class SseParser {
     event_data_.clear();
     if (data == "[DONE]") {
       done_ = true;
+      return true;
+    }
+    // Before parsing: a deeply nested event would overflow the stack of a later copy or dump (see json_limits.h).
+    if (Status depth = CheckJsonDepth(data); !depth.ok()) {
+      error_ = "unreadable answer: an event is " + depth.message();
       return true;
     }
     json j;
@@ -119,7 +186,7 @@ class SseParser {
       error_ = UpstreamMessage(data);
       return true;
     }
-    if (j.contains("usage") && j["usage"].is_object()) result_->usage = ParseUsage(j["usage"]);
+    if (j.contains("usage") && j["usage"].is_object()) usage_ = j["usage"];
     if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return true;
     const json& choice = j["choices"][0];
     if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
@@ -128,16 +195,67 @@ class SseParser {
     }
     if (choice.contains("delta") && choice["delta"].is_object()) {
       const json& delta = choice["delta"];
+      std::string_view piece;
       if (delta.contains("content") && delta["content"].is_string()) {
-        const std::string& piece = delta["content"].get_ref<const std::string&>();
-        if (!piece.empty()) {
-          result_->content += piece;
-          got_any_ = true;
-          if (sink_ != nullptr && *sink_ && !(*sink_)(piece)) return false;
+        piece = delta["content"].get_ref<const std::string&>();
+        result_->content += piece;
+      }
+      json tool_calls;
+      if (delta.contains("tool_calls") && delta["tool_calls"].is_array()) {
+        tool_calls = MergeToolCalls(delta["tool_calls"]);
+      }
+      const bool has_calls = tool_calls.is_array() && !tool_calls.empty();
+      if (!piece.empty() || has_calls) {
+        got_any_ = true;
+        if (sink_ != nullptr && *sink_ && !(*sink_)(StreamDelta(piece, has_calls ? &tool_calls : nullptr))) {
+          return false;
         }
       }
     }
     return true;
+  }
+
+  // Merges one event's tool-call deltas into result_->tool_calls (by index: id, type and name are kept, the pieces of
+  // arguments concatenated) and returns them as the sink gets them: each with its index, also where the upstream left
+  // it out (a delta without an index and with an id starts a new call; one without either continues the last).
+  json MergeToolCalls(const json& deltas) {
+    json out = json::array();
+    for (const json& d : deltas) {
+      if (!d.is_object()) continue;
+      int64_t index;
+      if (auto i = d.find("index"); i != d.end() && i->is_number_integer()) {
+        index = i->get<int64_t>();
+      } else if (tool_pos_.empty()) {
+        index = 0;
+      } else if (d.contains("id")) {
+        index = tool_pos_.rbegin()->first + 1;
+      } else {
+        index = last_index_;
+      }
+      last_index_ = index;
+      auto [at, added] = tool_pos_.try_emplace(index, result_->tool_calls.size());
+      if (added) {
+        result_->tool_calls.push_back(
+            {{"id", ""}, {"type", "function"}, {"function", {{"name", ""}, {"arguments", ""}}}});
+      }
+      json& call = result_->tool_calls[at->second];
+      if (auto id = d.find("id"); id != d.end() && id->is_string() && !id->get_ref<const std::string&>().empty()) {
+        call["id"] = *id;
+      }
+      if (auto type = d.find("type"); type != d.end() && type->is_string()) call["type"] = *type;
+      if (auto f = d.find("function"); f != d.end() && f->is_object()) {
+        if (auto n = f->find("name"); n != f->end() && n->is_string() && !n->get_ref<const std::string&>().empty()) {
+          call["function"]["name"] = *n;
+        }
+        if (auto a = f->find("arguments"); a != f->end() && a->is_string()) {
+          call["function"]["arguments"].get_ref<std::string&>() += a->get_ref<const std::string&>();
+        }
+      }
+      json piece = d;
+      piece["index"] = index;
+      out.push_back(std::move(piece));
+    }
+    return out;
   }
 
   const StreamSink* sink_;
@@ -145,6 +263,9 @@ class SseParser {
   std::string buffer_;
   std::string event_data_;
   std::string error_;
+  json usage_;                          // the last usage object seen
+  std::map<int64_t, size_t> tool_pos_;  // a tool call's index -> its place in result_->tool_calls
+  int64_t last_index_ = 0;              // the index of the latest tool-call delta
   bool done_ = false;
   bool got_any_ = false;
   bool got_finish_ = false;
@@ -153,26 +274,38 @@ class SseParser {
 // One call's state: what it sends, and what libcurl's write callback collects. Shared by the blocking and the
 // asynchronous paths, which differ only in how the transfer is performed.
 struct Call {
-  explicit Call(const StreamSink* sink) : streaming(sink != nullptr && *sink), sse(sink, &result) {}
+  Call(const StreamSink* sink, int64_t max_bytes)
+      : streaming(sink != nullptr && *sink), max_response_bytes(max_bytes), sse(sink, &result) {}
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
   ~Call() { curl_slist_free_all(headers); }
 
   const bool streaming;
+  const int64_t max_response_bytes;  // ExpertConfig::max_response_bytes
   std::string payload;
+  UsageBounds bounds;             // from the payload
   curl_slist* headers = nullptr;  // holds the API key
   std::chrono::milliseconds timeout{0};
   CURL* curl = nullptr;  // the handle performing it
   Clock::time_point start;
   ChatResult result;
   SseParser sse;
-  std::string body;  // the whole body (plain) or the error body (streaming with a non-200 status)
+  std::string body;      // the whole body (plain) or the error body (streaming with a non-200 status)
+  json usage;            // the usage object of a plain answer; null when none
+  int64_t received = 0;  // bytes of the response body so far
   bool cancelled = false;
+  bool too_large = false;  // aborted: the response passed max_response_bytes
 };
 
 size_t WriteCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
   auto* t = static_cast<Call*>(userdata);
   const size_t n = size * nmemb;
+  // Every response is bounded, whatever its kind: a plain body, a stream, an error body.
+  t->received += static_cast<int64_t>(n);
+  if (t->received > t->max_response_bytes) {
+    t->too_large = true;
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
   if (t->streaming) {
     long code = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -184,7 +317,7 @@ size_t WriteCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
       return n;
     }
   }
-  if (t->body.size() < (16u << 20)) t->body.append(ptr, n);
+  t->body.append(ptr, n);  // at most max_response_bytes, checked above
   return n;
 }
 
@@ -207,7 +340,7 @@ class OpenAiExpert : public ExpertBackend {
   const std::string& name() const override { return config_.name; }
 
   StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink) override {
-    Call call(sink);
+    Call call(sink, config_.max_response_bytes);
     BATON_RETURN_IF_ERROR(Prepare(request, &call));
     CURL* curl = Acquire();
     if (curl == nullptr) return Status::Internal("curl_easy_init failed");
@@ -234,7 +367,7 @@ class OpenAiExpert : public ExpertBackend {
   // A call handed to a CurlLoop. When the loop's io_context is destroyed first, it is destroyed with `done` uncalled.
   struct AsyncCall : CurlLoop::Transfer {
     AsyncCall(const OpenAiExpert& e, StreamSink s, CompletionHandler d)
-        : expert(e), sink(std::move(s)), done(std::move(d)), call(&sink) {}
+        : expert(e), sink(std::move(s)), done(std::move(d)), call(&sink, e.config_.max_response_bytes) {}
     void Configure(CURL* easy) override { expert.Configure(easy, &call); }
     void Finish(CURL* easy, CURLcode rc) override { done(expert.Finish(easy, rc, &call)); }
 
@@ -247,7 +380,9 @@ class OpenAiExpert : public ExpertBackend {
   // Everything the call sends (body, headers), before it has a handle.
   Status Prepare(const ChatRequest& request, Call* call) const {
     try {
-      call->payload = BuildBody(request, call->streaming).dump();
+      const json body = BuildBody(request, call->streaming);
+      call->payload = body.dump();
+      call->bounds = Bounds(request, body);
     } catch (const json::exception& e) {
       return Status::InvalidArgument(fmt::format("expert '{}': cannot encode the request: {}", config_.name, e.what()));
     }
@@ -307,8 +442,10 @@ class OpenAiExpert : public ExpertBackend {
         return Status::Unavailable(fmt::format("expert '{}': the stream ended before [DONE]", name()));
       }
     } else {
-      BATON_RETURN_IF_ERROR(ParseCompletion(call->body, &call->result));
+      BATON_RETURN_IF_ERROR(ParseCompletion(call->body, &call->result, &call->usage));
     }
+    call->result.usage =
+        SaneUsage(call->streaming ? call->sse.usage() : call->usage, call->bounds, &call->result.usage_note);
     call->result.cost_usd = CostFromPrices(config_, call->result.usage);
     return std::move(call->result);
   }
@@ -317,7 +454,13 @@ class OpenAiExpert : public ExpertBackend {
     json body = request.extra.is_object() ? request.extra : json::object();
     body["model"] = model_;
     json messages = json::array();
-    for (const ChatMessage& m : request.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+    for (const ChatMessage& m : request.messages) {
+      // Every field the client sent (tool_calls, tool_call_id, name, ...), with the role and the content on top.
+      json message = m.fields.is_object() ? m.fields : json::object();
+      message["role"] = m.role;
+      message["content"] = m.content_null && m.content.empty() ? json(nullptr) : json(m.content);
+      messages.push_back(std::move(message));
+    }
     body["messages"] = std::move(messages);
     if (request.max_tokens) body["max_tokens"] = *request.max_tokens;
     if (request.temperature) body["temperature"] = *request.temperature;
@@ -330,8 +473,32 @@ class OpenAiExpert : public ExpertBackend {
     return body;
   }
 
+  // The most this call may be charged (see ChatResult::usage), from the request and the body sent.
+  static UsageBounds Bounds(const ChatRequest& request, const json& body) {
+    UsageBounds b;
+    int64_t bytes = 64;
+    for (const ChatMessage& m : request.messages) {
+      bytes += static_cast<int64_t>(m.content.size()) + 16;
+      if (m.fields.is_object() && !m.fields.empty()) bytes += static_cast<int64_t>(m.fields.dump().size());
+    }
+    // tools, tool_choice, response_format, ...: what an upstream may render into the prompt.
+    if (request.extra.is_object() && !request.extra.empty()) bytes += static_cast<int64_t>(request.extra.dump().size());
+    b.prompt_tokens = bytes;  // a token is at least one byte; the 16 and the 64 cover chat-template tokens
+    for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+      auto it = body.find(key);
+      if (it != body.end() && it->is_number_integer() && it->get<int64_t>() > 0) {
+        b.max_tokens = std::max(b.max_tokens.value_or(0), it->get<int64_t>());
+      }
+    }
+    return b;
+  }
+
   Status MapTransport(CURLcode rc, const Call& call) const {
     if (rc == CURLE_OK) return Status::Ok();
+    if (call.too_large) {
+      return Status::Unavailable(
+          fmt::format("expert '{}': the upstream response exceeded {} bytes", name(), call.max_response_bytes));
+    }
     if (call.cancelled) return Status::FailedPrecondition(fmt::format("expert '{}': cancelled by the sink", name()));
     const std::string what = fmt::format("expert '{}' at {}: {}", name(), url_, curl_easy_strerror(rc));
     switch (rc) {
@@ -357,16 +524,31 @@ class OpenAiExpert : public ExpertBackend {
     return Status::Unavailable(what);  // 1xx/3xx: nothing usable came back
   }
 
-  Status ParseCompletion(const std::string& body, ChatResult* result) const {
+  // The content, the tool calls and the finish reason of a plain answer into `result`; its usage object (null when
+  // none) into `usage`.
+  Status ParseCompletion(const std::string& body, ChatResult* result, json* usage) const {
+    // Before parsing: a deeply nested body would overflow the stack of a later copy or dump (see json_limits.h).
+    if (Status depth = CheckJsonDepth(body); !depth.ok()) {
+      return Status::Unavailable(fmt::format("expert '{}' sent an unreadable answer: {}", name(), depth.message()));
+    }
     try {
       json j = json::parse(body);
       const json& choice = j.at("choices").at(0);
-      const json& content = choice.at("message").at("content");
-      result->content = content.is_string() ? content.get<std::string>() : "";
+      const json& message = choice.at("message");
+      auto tool_calls = message.find("tool_calls");
+      const bool has_calls = tool_calls != message.end() && tool_calls->is_array() && !tool_calls->empty();
+      // An answer with tool calls may leave its content out; any other must have one (null included).
+      auto content = message.find("content");
+      if (content == message.end() && !has_calls) {
+        return Status::Unavailable(fmt::format("expert '{}' sent an unreadable completion (no message.content): {}",
+                                               name(), Truncate(body, 200)));
+      }
+      result->content = content != message.end() && content->is_string() ? content->get<std::string>() : "";
+      if (has_calls) result->tool_calls = *tool_calls;
       if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
         result->finish_reason = choice["finish_reason"];
       }
-      if (j.contains("usage")) result->usage = ParseUsage(j["usage"]);
+      if (j.contains("usage")) *usage = j["usage"];
     } catch (const json::exception& e) {
       return Status::Unavailable(
           fmt::format("expert '{}' sent an unreadable completion ({}): {}", name(), e.what(), Truncate(body, 200)));
@@ -411,6 +593,9 @@ StatusOr<std::unique_ptr<ExpertBackend>> MakeOpenAiExpert(const ExpertConfig& co
   if (config.base_url.empty()) {
     return Status::InvalidArgument(
         fmt::format("openai expert '{}' needs a base_url (e.g. http://127.0.0.1:8080/v1)", config.name));
+  }
+  if (config.max_response_bytes <= 0) {
+    return Status::InvalidArgument(fmt::format("openai expert '{}': max_response_bytes must be > 0", config.name));
   }
   std::string key;
   if (!config.api_key_env.empty()) {

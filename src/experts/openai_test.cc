@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
 #include "baton/expert.h"
@@ -214,16 +215,18 @@ class OpenAiExpertTest : public testing::CallPathTest {};
 INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, OpenAiExpertTest, testing::BothCallPaths(), testing::CallPathName);
 
 TEST_P(OpenAiExpertTest, CompletionWithUsageBasedCostAndConnectionReuse) {
-  Responder server([](int, const std::string&) { return Http(200, Completion("four", 1000, 100)); });
+  // Within what Req() allows: a prompt bound of 116 tokens, max_tokens 8 (see ImplausibleUsageIsClampedAndNoted).
+  Responder server([](int, const std::string&) { return Http(200, Completion("four", 100, 8)); });
   auto e = Make(Config(server));
   for (int i = 0; i < 5; ++i) {
     StatusOr<ChatResult> r = caller_.Call(*e, Req());
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->content, "four");
     EXPECT_EQ(r->finish_reason, "length");
-    EXPECT_EQ(r->usage.prompt_tokens, 1000);
-    EXPECT_EQ(r->usage.completion_tokens, 100);
-    EXPECT_NEAR(r->cost_usd, (1000 * 2.0 + 100 * 10.0) / 1e6, 1e-12);
+    EXPECT_EQ(r->usage.prompt_tokens, 100);
+    EXPECT_EQ(r->usage.completion_tokens, 8);
+    EXPECT_EQ(r->usage_note, "");
+    EXPECT_NEAR(r->cost_usd, (100 * 2.0 + 8 * 10.0) / 1e6, 1e-12);
     EXPECT_GT(r->latency_ms, 0);
   }
   // One kept-alive connection served all five: the expert's pool of handles (blocking), the loop's connection cache
@@ -381,6 +384,227 @@ TEST_P(OpenAiExpertTest, LargeBodiesAreSentWithoutWaitingForContinue) {
   EXPECT_EQ(req.substr(0, req.find("\r\n\r\n")).find("Expect:"), std::string::npos);
 }
 
+// A body of one line of `json` (or of anything): a 200 answer with that body.
+Reply JsonReply(const nlohmann::json& j) {
+  return Http(200, j.dump());
+}
+
+// The JSON body of the request a Responder saw.
+nlohmann::json RequestBody(const std::string& request) {
+  return nlohmann::json::parse(request.substr(request.find("\r\n\r\n") + 4));
+}
+
+// A conversation in the middle of a tool-calling loop: the assistant called two tools, one answered.
+ChatRequest ToolLoopReq() {
+  ChatRequest q = Req();
+  q.extra["tools"] = nlohmann::json::parse(
+      R"([{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])");
+  q.extra["tool_choice"] = "auto";
+  q.extra["parallel_tool_calls"] = true;
+  ChatMessage assistant{"assistant", ""};
+  assistant.content_null = true;
+  assistant.fields["tool_calls"] = nlohmann::json::parse(
+      R"([{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+          {"id":"call_2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}])");
+  ChatMessage tool{"tool", "18C"};
+  tool.fields = {{"tool_call_id", "call_1"}, {"name", "get_weather"}};
+  q.messages.push_back(std::move(assistant));
+  q.messages.push_back(std::move(tool));
+  return q;
+}
+
+TEST_P(OpenAiExpertTest, PlainAnswerWithToolCallsAndMessagesSentAsTheClientWroteThem) {
+  const auto calls = nlohmann::json::parse(
+      R"([{"id":"call_9","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}])");
+  Responder server([&](int, const std::string&) {
+    return JsonReply({{"choices",
+                       {{{"message", {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", calls}}},
+                         {"finish_reason", "tool_calls"}}}},
+                      {"usage", {{"prompt_tokens", 40}, {"completion_tokens", 7}}}});
+  });
+  auto e = Make(Config(server));
+  StatusOr<ChatResult> r = caller_.Call(*e, ToolLoopReq());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->content, "");
+  EXPECT_EQ(r->tool_calls, calls);
+  EXPECT_EQ(r->finish_reason, "tool_calls");
+  EXPECT_EQ(r->usage.completion_tokens, 7);
+  EXPECT_EQ(r->usage_note, "");
+  // Sent upstream: the tools, and every message as the client wrote it.
+  const nlohmann::json body = RequestBody(server.last_request());
+  EXPECT_EQ(body["tools"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(body["tool_choice"], "auto");
+  EXPECT_EQ(body["parallel_tool_calls"], true);
+  const nlohmann::json& m = body["messages"];
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[1], (nlohmann::json{{"role", "user"}, {"content", "What is 2+2?"}}));
+  EXPECT_EQ(m[2]["role"], "assistant");
+  EXPECT_TRUE(m[2].contains("content") && m[2]["content"].is_null()) << m[2].dump();
+  EXPECT_EQ(m[2]["tool_calls"], ToolLoopReq().messages[2].fields["tool_calls"]);
+  EXPECT_EQ(m[3], (nlohmann::json{
+                      {"role", "tool"}, {"content", "18C"}, {"tool_call_id", "call_1"}, {"name", "get_weather"}}));
+}
+
+TEST_P(OpenAiExpertTest, StreamedToolCallDeltasReachTheSinkAndAddUp) {
+  // Two parallel calls, their arguments in interleaved pieces; index 1 starts in the same event as a piece of 0.
+  Responder server([](int, const std::string&) {
+    Reply r;
+    r.pieces.push_back("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+    for (
+        const char* delta : {
+            R"({"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":""}}]})",
+            R"({"tool_calls":[{"index":0,"function":{"arguments":"{\"city\""}}]})",
+            R"({"tool_calls":[{"index":0,"function":{"arguments":":\"Paris\"}"}},{"index":1,"id":"call_b","type":"function","function":{"name":"get_time","arguments":""}}]})",
+            R"({"tool_calls":[{"index":1,"function":{"arguments":"{\"tz\":"}}]})",
+            R"({"tool_calls":[{"index":1,"function":{"arguments":"\"CET\"}"}}]})",
+        }) {
+      r.pieces.push_back(
+          Event(R"({"choices":[{"index":0,"delta":)" + std::string(delta) + R"(,"finish_reason":null}]})"));
+    }
+    r.pieces.push_back(Event(R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})"));
+    r.pieces.push_back(Event(R"({"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":6}})"));
+    r.pieces.push_back("data: [DONE]\n\n");
+    r.close = true;
+    return r;
+  });
+  auto e = Make(Config(server));
+  testing::CallOutcome out = caller_.Stream(*e, ToolLoopReq());
+  ASSERT_TRUE(out.result.ok()) << out.result.status().ToString();
+  EXPECT_TRUE(out.pieces.empty());  // no content
+  ASSERT_EQ(out.tool_call_deltas.size(), 5u);
+  EXPECT_EQ(out.tool_call_deltas[0][0]["id"], "call_a");
+  EXPECT_EQ(out.tool_call_deltas[0][0]["function"]["name"], "get_weather");
+  ASSERT_EQ(out.tool_call_deltas[2].size(), 2u);
+  EXPECT_EQ(out.tool_call_deltas[2][0]["index"], 0);
+  EXPECT_EQ(out.tool_call_deltas[2][1]["index"], 1);
+  EXPECT_EQ(out.tool_call_deltas[4][0], nlohmann::json::parse(R"({"index":1,"function":{"arguments":"\"CET\"}"}})"));
+  const ChatResult& r = *out.result;
+  EXPECT_EQ(r.content, "");
+  EXPECT_EQ(r.finish_reason, "tool_calls");
+  EXPECT_EQ(r.tool_calls, nlohmann::json::parse(R"([
+      {"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+      {"id":"call_b","type":"function","function":{"name":"get_time","arguments":"{\"tz\":\"CET\"}"}}])"));
+  EXPECT_EQ(r.usage.completion_tokens, 6);
+}
+
+TEST_P(OpenAiExpertTest, ResponsesPastMaxResponseBytesAreCutOff) {
+  const std::string huge(20 << 20, 'x');
+  Responder server([&](int i, const std::string&) {
+    if (i == 0) return Http(200, Completion(huge, 1, 1));  // a 20 MB body
+    // A stream whose second line never ends.
+    return Reply{.pieces = {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", DeltaEvent("a"),
+                            "data: {\"choices\":[{\"delta\":{\"content\":\"" + huge},
+                 .close = true};
+  });
+  auto e = Make(Config(server));  // the default: 8 MiB
+  StatusOr<ChatResult> r = caller_.Call(*e, Req());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("the upstream response exceeded 8388608 bytes"), std::string::npos)
+      << r.status().message();
+  testing::CallOutcome out = caller_.Stream(*e, Req());
+  EXPECT_EQ(out.result.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(out.result.status().message().find("exceeded 8388608 bytes"), std::string::npos)
+      << out.result.status().message();
+  EXPECT_EQ(out.pieces, std::vector<std::string>{"a"});
+  EXPECT_FALSE(experts::MakeOpenAiExpert(
+                   ExpertConfig{.name = "z", .kind = "openai", .base_url = server.url(), .max_response_bytes = 0})
+                   .ok());
+}
+
+TEST_P(OpenAiExpertTest, DeeplyNestedAnswersAreUnreadableNotACrash) {
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  Responder server([&](int i, const std::string&) {
+    switch (i) {
+      case 0:  // a plain answer
+        return Http(200, R"({"choices":[{"message":{"content":"x","tool_calls":)" + deep + "}}]}");
+      case 1:  // an error body
+        return Http(500, R"({"error":)" + deep + "}");
+      default:  // a stream event
+        return Reply{.pieces = {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", DeltaEvent("a"),
+                                Event(R"({"choices":[{"delta":{"tool_calls":)" + deep + "}}]}"), "data: [DONE]\n\n"},
+                     .close = true};
+    }
+  });
+  auto e = Make(Config(server));
+  StatusOr<ChatResult> r = caller_.Call(*e, Req());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("unreadable answer"), std::string::npos) << r.status().message();
+  EXPECT_EQ(caller_.Call(*e, Req()).status().code(), StatusCode::kUnavailable);
+  testing::CallOutcome out = caller_.Stream(*e, Req());
+  EXPECT_EQ(out.result.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(out.result.status().message().find("unreadable answer"), std::string::npos)
+      << out.result.status().message();
+}
+
+TEST_P(OpenAiExpertTest, ImplausibleUsageIsClampedAndNoted) {
+  // Req(): max_tokens 8; the prompt bound is 8 + 12 bytes of content + 2 x 16 + 64 = 116 tokens.
+  struct Case {
+    nlohmann::json usage;
+    int64_t prompt, completion;
+    std::string note;  // a part of the note; "" = no note
+  };
+  const std::vector<Case> cases = {
+      {{{"prompt_tokens", 20}, {"completion_tokens", 8}}, 20, 8, ""},
+      {{{"prompt_tokens", -5}, {"completion_tokens", -100}},
+       0,
+       0,
+       "upstream reported prompt_tokens=-5 < 0; charged 0; upstream reported completion_tokens=-100 < 0; charged 0"},
+      {{{"prompt_tokens", 10}, {"completion_tokens", 1'000'000'000}},
+       10,
+       8,
+       "upstream reported completion_tokens=1000000000 > max_tokens=8; charged 8"},
+      {{{"prompt_tokens", 5'000'000}, {"completion_tokens", 3}},
+       116,
+       3,
+       "upstream reported prompt_tokens=5000000 > prompt bound=116; charged 116"},
+      {{{"prompt_tokens", 18446744073709551615u}, {"completion_tokens", 1e300}}, 116, 8, "charged 8"},
+      {{{"prompt_tokens", "lots"}, {"completion_tokens", true}},
+       0,
+       0,
+       R"(upstream reported prompt_tokens="lots" (not a number); charged 0)"},
+      {{{"prompt_tokens", 2.5}, {"completion_tokens", -0.5}}, 3, 0, "prompt_tokens=2.5 (not an integer); charged 3"},
+      {{{"prompt_tokens", nullptr}}, 0, 0, ""},
+  };
+  for (const Case& c : cases) {
+    Responder server([&](int, const std::string&) {
+      return JsonReply(
+          {{"choices", {{{"message", {{"content", "ok"}}}, {"finish_reason", "stop"}}}}, {"usage", c.usage}});
+    });
+    auto e = Make(Config(server));
+    StatusOr<ChatResult> r = caller_.Call(*e, Req());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->usage.prompt_tokens, c.prompt) << c.usage.dump();
+    EXPECT_EQ(r->usage.completion_tokens, c.completion) << c.usage.dump();
+    EXPECT_NEAR(r->cost_usd, (c.prompt * 2.0 + c.completion * 10.0) / 1e6, 1e-12) << c.usage.dump();
+    if (c.note.empty()) {
+      EXPECT_EQ(r->usage_note, "") << c.usage.dump();
+    } else {
+      EXPECT_NE(r->usage_note.find(c.note), std::string::npos) << r->usage_note;
+    }
+  }
+}
+
+TEST_P(OpenAiExpertTest, StreamedUsageIsClampedTooAndWithoutMaxTokensCappedAtTenMillion) {
+  Responder server([](int, const std::string&) {
+    Reply r = HelloWorldStream();
+    r.pieces[5] = R"(data: {"choices":[],"usage":{"prompt_tokens":-1,)";
+    r.pieces[6] = " \"completion_tokens\":99999999999}}\r\n\r\ndata: [DONE]\n\n";
+    r.pause = milliseconds(0);
+    return r;
+  });
+  auto e = Make(Config(server));
+  ChatRequest q = Req();
+  q.max_tokens.reset();
+  testing::CallOutcome out = caller_.Stream(*e, q);
+  ASSERT_TRUE(out.result.ok()) << out.result.status().ToString();
+  EXPECT_EQ(out.result->usage.prompt_tokens, 0);
+  EXPECT_EQ(out.result->usage.completion_tokens, 10'000'000);
+  EXPECT_NE(out.result->usage_note.find("prompt_tokens=-1 < 0"), std::string::npos) << out.result->usage_note;
+  EXPECT_NE(out.result->usage_note.find("completion_tokens=99999999999 > limit (no max_tokens sent)=10000000"),
+            std::string::npos)
+      << out.result->usage_note;
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // What only CompleteAsync does: many calls on one loop, calls started from sinks and from other threads, a loop that
 // goes away, and the reactor's edge cases. The calls run on a testing::LoopThread (mostly through RunAsync, with its
@@ -496,7 +720,9 @@ TEST(OpenAiExpertAsyncTest, LargeStreamArrivesCompletely) {
   LoopThread loop;
   int pieces = 0;
   size_t bytes = 0;
-  StatusOr<ChatResult> r = RunAsync(*e, loop, Req(milliseconds(10'000)), [&](std::string_view d) {
+  ChatRequest q = Req(milliseconds(10'000));
+  q.max_tokens = kEvents;  // the usage reported is charged only up to the max_tokens sent
+  StatusOr<ChatResult> r = RunAsync(*e, loop, q, [&](std::string_view d) {
     if (pieces++ == 0) std::this_thread::sleep_for(milliseconds(300));
     bytes += d.size();
     return true;
@@ -560,6 +786,58 @@ TEST(OpenAiExpertAsyncTest, LoopRunsOutOfWorkOnceCallsAreDone) {
     EXPECT_TRUE(result->ok()) << result->status().ToString();
   }
   EXPECT_EQ(server.connections(), 1);
+}
+
+// A backend that can only block: the openai expert's Complete() behind the default CompleteAsync (async.cc), which
+// posts each piece from the blocking pool to the loop and so must copy the tool-call deltas too.
+class BlockingOnly : public ExpertBackend {
+ public:
+  explicit BlockingOnly(std::unique_ptr<ExpertBackend> inner) : inner_(std::move(inner)) {}
+  const std::string& name() const override { return inner_->name(); }
+  StatusOr<ChatResult> Complete(const ChatRequest& request, const StreamSink* sink) override {
+    return inner_->Complete(request, sink);
+  }
+
+ private:
+  std::unique_ptr<ExpertBackend> inner_;
+};
+
+TEST(OpenAiExpertAsyncTest, DefaultCompleteAsyncRelaysToolCallDeltas) {
+  Responder server([](int, const std::string&) {
+    Reply r;
+    r.pieces.push_back("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+    r.pieces.push_back(Event(
+        R"({"choices":[{"delta":{"content":"Let me look.","tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\""}}]}}]})"));
+    r.pieces.push_back(Event(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]}}]})"));
+    r.pieces.push_back(Event(R"({"choices":[{"delta":{},"finish_reason":"tool_calls"}]})"));
+    r.pieces.push_back("data: [DONE]\n\n");
+    r.close = true;
+    return r;
+  });
+  BlockingOnly e(Make(Config(server)));
+  LoopThread loop;
+  boost::asio::thread_pool pool(1);
+  std::vector<std::pair<std::string, nlohmann::json>> pieces;  // on the loop's thread only, until done
+  std::promise<StatusOr<ChatResult>> result;
+  boost::asio::post(loop.loop(), [&] {
+    e.CompleteAsync(
+        Req(),
+        [&](const StreamDelta& d) {
+          pieces.emplace_back(std::string(d.content), d.tool_calls ? *d.tool_calls : nlohmann::json());
+          return true;
+        },
+        {.loop = &loop.loop(), .blocking = &pool}, [&](StatusOr<ChatResult> r) { result.set_value(std::move(r)); });
+  });
+  StatusOr<ChatResult> r = result.get_future().get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(pieces.size(), 2u);
+  EXPECT_EQ(pieces[0].first, "Let me look.");
+  EXPECT_EQ(pieces[0].second[0]["id"], "c1");
+  EXPECT_EQ(pieces[1].first, "");
+  EXPECT_EQ(pieces[1].second[0]["function"]["arguments"], ":1}");
+  EXPECT_EQ(r->tool_calls[0]["function"]["arguments"], "{\"a\":1}");
+  EXPECT_EQ(r->content, "Let me look.");
+  pool.join();
 }
 
 }  // namespace

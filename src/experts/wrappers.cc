@@ -92,7 +92,7 @@ class RetryingCall : public std::enable_shared_from_this<RetryingCall> {
     request_.timeout = Remaining(deadline_);
     StreamSink tracking;
     if (sink_) {
-      tracking = [self = shared_from_this()](std::string_view delta) {
+      tracking = [self = shared_from_this()](const StreamDelta& delta) {
         self->delivered_ = true;
         return self->sink_(delta);
       };
@@ -346,7 +346,7 @@ StatusOr<ChatResult> RetryingExpert::Complete(const ChatRequest& request, const 
   bool delivered = false;
   StreamSink tracking;
   if (sink != nullptr && *sink) {
-    tracking = [&delivered, sink](std::string_view delta) {
+    tracking = [&delivered, sink](const StreamDelta& delta) {
       delivered = true;
       return (*sink)(delta);
     };

@@ -104,7 +104,10 @@ TEST(BudgetTest, StoreMigratesSchemaV1ToV2) {
   EXPECT_DOUBLE_EQ((*rows)[0].budget_usd, 3.0);
   EXPECT_DOUBLE_EQ((*rows)[0].spent_usd, 0.75);
   EXPECT_DOUBLE_EQ((*rows)[0].reserved_usd, 0.25);
-  std::remove(path.c_str());
+  // ... and on to v3: request logs carry the request's id and a note.
+  EXPECT_TRUE((*s)->LogRequest({.http_status = 200, .request_id = "chatcmpl-x", .note = "client_cancelled"}).ok());
+  s->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
 }
 
 }  // namespace

@@ -161,23 +161,31 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     in_attempt_ = true;
     StreamSink sink;
     if (request_.stream) {
-      sink = [self = shared_from_this()](std::string_view delta) { return self->OnPiece(delta); };
+      sink = [self = shared_from_this()](const StreamDelta& delta) { return self->OnPiece(delta); };
     }
     expert.backend->CompleteAsync(
         std::move(call), std::move(sink), AsyncContext{&ex_->loop(), s_.blocking.get()},
         [self = shared_from_this()](StatusOr<ChatResult> r) { Guarded(*self, [&] { self->OnResult(std::move(r)); }); });
   }
 
-  bool OnPiece(std::string_view delta) {
+  bool OnPiece(const StreamDelta& delta) {
     if (delta.empty()) return true;
     const ExpertSlot& expert = s_.router->experts()[current_];
-    if (!StartStream(expert) ||
-        !ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", delta, ""))) {
+    if (!StartStream(expert)) {
       client_gone_ = true;  // the upstream call is cancelled; what it produced so far is still billed
       return false;
     }
+    // Tool-call deltas (with any content) go out as delta.tool_calls, content alone as delta.content.
+    const std::string chunk =
+        delta.tool_calls != nullptr
+            ? SseToolCallsChunk(id_, created_, expert.config.name, delta.content, *delta.tool_calls)
+            : SseChunk(id_, created_, expert.config.name, "", delta.content, "");
+    if (!ex_->WriteStream(chunk)) {
+      client_gone_ = true;
+      return false;
+    }
     ++relayed_pieces_;
-    relayed_bytes_ += delta.size();
+    relayed_bytes_ += delta.content.size() + (delta.tool_calls != nullptr ? 8 : 0);
     return true;
   }
 
@@ -187,6 +195,12 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     const ExpertSlot& expert = s_.router->experts()[current_];
     if (r.ok()) {
       if (!(r->cost_usd >= 0) || !std::isfinite(r->cost_usd)) r->cost_usd = 0;
+      if (!r->usage_note.empty()) {  // the expert clamped usage the upstream misreported: charged the bound
+        std::fprintf(stderr, "baton serve: request %s: expert '%s': %s\n", id_.c_str(), expert.config.name.c_str(),
+                     r->usage_note.substr(0, kMaxLoggedError).c_str());
+        s_.metrics.CountUsageAnomaly(expert.config.name);
+        AddNote("usage_clamped");
+      }
       const double charged = s_.ledger->Settle(key_, reserved_, r->cost_usd);
       if (charged < r->cost_usd) {
         std::fprintf(stderr,
@@ -297,8 +311,12 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     }
     if (request_.stream) {
       // A backend that delivered nothing through the sink (or an empty answer) still gets a well-formed stream.
-      if (!stream_started_ && StartStream(expert) && !r.content.empty()) {
-        ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", r.content, ""));
+      if (!stream_started_ && StartStream(expert)) {
+        if (!r.tool_calls.empty()) {
+          ex_->WriteStream(SseToolCallsChunk(id_, created_, expert.config.name, r.content, r.tool_calls));
+        } else if (!r.content.empty()) {
+          ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "", r.content, ""));
+        }
       }
       // The last chunk (usage and cost) and [DONE] wait until the spend is durable.
       return Conclude(200, [self = shared_from_this(), name = expert.config.name, r](bool) {

@@ -102,7 +102,7 @@ Status ParseExpert(const YAML::Node& n, const std::string& path, const std::stri
   BATON_RETURN_IF_ERROR(
       f.OnlyKnown({"name", "kind", "usd_per_mtok_in", "usd_per_mtok_out", "base_url", "model", "api_key_env",
                    "replay_db", "replay_dir", "replay_dataset", "replay_model", "gguf_path", "n_ctx",
-                   "default_max_tokens", "timeout_s", "max_retries", "max_concurrency"}));
+                   "default_max_tokens", "timeout_s", "max_retries", "max_concurrency", "max_response_bytes"}));
   BATON_RETURN_IF_ERROR(f.Get("name", &e->name));
   if (e->name.empty()) return f.Error("name", "missing (every expert needs a unique name)");
   if (e->name == "baton") return f.Error("name", "'baton' is reserved for routed requests");
@@ -134,6 +134,9 @@ Status ParseExpert(const YAML::Node& n, const std::string& path, const std::stri
   BATON_RETURN_IF_ERROR(f.GetMs("timeout_s", &e->timeout));
   BATON_RETURN_IF_ERROR(f.Get("max_retries", &e->max_retries));
   BATON_RETURN_IF_ERROR(f.Get("max_concurrency", &e->max_concurrency));
+  BATON_RETURN_IF_ERROR(f.Get("max_response_bytes", &e->max_response_bytes));
+  if (e->max_response_bytes <= 0) return f.Error("max_response_bytes", "must be > 0");
+  if (e->default_max_tokens <= 0) return f.Error("default_max_tokens", "must be > 0");
   if (e->max_retries < 0) return f.Error("max_retries", "must be >= 0");
   if (e->max_concurrency < 0) return f.Error("max_concurrency", "must be >= 0");
   if (e->kind == "openai" && e->base_url.empty()) return f.Error("base_url", "required for kind 'openai'");

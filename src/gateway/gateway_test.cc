@@ -147,6 +147,34 @@ TEST(GatewayTest, StreamingSseFraming) {
   EXPECT_EQ(content, "good: stream this please");
 }
 
+TEST(GatewayTest, ToolCallsOfABackendThatDoesNotStreamThem) {
+  Harness h = StartGateway();
+  const json calls = json::parse(R"([{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}])");
+  h.fakes[2]->tool_calls = calls;  // "cheap"
+  auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "call f"), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_TRUE(j["choices"][0]["message"]["content"].is_null()) << r.body;
+  EXPECT_EQ(j["choices"][0]["message"]["tool_calls"], calls);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
+  // Streamed: one delta.tool_calls chunk (with the index clients merge by), then the finish reason.
+  r = Http("POST", h.port, "/v1/chat/completions", ChatBody("cheap", "call f", true), kKey);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json streamed = json::array();
+  std::string finish;
+  for (size_t pos = 0, end; (end = r.body.find("\n\n", pos)) != std::string::npos; pos = end + 2) {
+    const std::string event = r.body.substr(pos + 6, end - pos - 6);
+    if (event == "[DONE]") break;
+    const json c = json::parse(event)["choices"][0];
+    for (const json& d : c["delta"].value("tool_calls", json::array())) streamed.push_back(d);
+    if (c["finish_reason"].is_string()) finish = c["finish_reason"];
+  }
+  json expected = calls;
+  expected[0]["index"] = 0;
+  EXPECT_EQ(streamed, expected) << r.body;
+  EXPECT_EQ(finish, "tool_calls");
+}
+
 // The answers to a batch of chat requests: 200s, 429s (each checked to be an OpenAI error with the expected code)
 // and anything else.
 struct Tally {

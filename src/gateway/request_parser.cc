@@ -35,6 +35,87 @@ StatusOr<std::string> ContentText(const json& content, size_t i) {
   return Status::InvalidArgument(fmt::format("messages[{}].content: expected a string", i));
 }
 
+// The tool calls of an assistant message: [{"id": "...", "type": "function", "function": {"name": "...",
+// "arguments": "..."}}, ...]. Checked for the fields an upstream needs to match tool results to calls; anything else in
+// them passes through untouched.
+Status CheckToolCalls(const json& calls, size_t i) {
+  if (!calls.is_array()) return Status::InvalidArgument(fmt::format("messages[{}].tool_calls: expected an array", i));
+  for (size_t c = 0; c < calls.size(); ++c) {
+    const json& call = calls[c];
+    if (!call.is_object()) {
+      return Status::InvalidArgument(fmt::format("messages[{}].tool_calls[{}]: expected an object", i, c));
+    }
+    auto id = call.find("id");
+    if (id == call.end() || !id->is_string()) {
+      return Status::InvalidArgument(fmt::format("messages[{}].tool_calls[{}].id: expected a string", i, c));
+    }
+    if (auto type = call.find("type"); type != call.end() && !type->is_string()) {
+      return Status::InvalidArgument(fmt::format("messages[{}].tool_calls[{}].type: expected a string", i, c));
+    }
+    auto function = call.find("function");
+    if (function == call.end() || !function->is_object()) {
+      return Status::InvalidArgument(fmt::format("messages[{}].tool_calls[{}].function: expected an object", i, c));
+    }
+    auto name = function->find("name");
+    if (name == function->end() || !name->is_string()) {
+      return Status::InvalidArgument(fmt::format("messages[{}].tool_calls[{}].function.name: expected a string", i, c));
+    }
+    if (auto args = function->find("arguments"); args != function->end() && !args->is_string()) {
+      return Status::InvalidArgument(
+          fmt::format("messages[{}].tool_calls[{}].function.arguments: expected a string (JSON text)", i, c));
+    }
+  }
+  return Status::Ok();
+}
+
+// One message: role and content as text, its other fields kept for OpenAI-compatible upstreams.
+StatusOr<ChatMessage> ParseMessage(const json& m, size_t i) {
+  if (!m.is_object()) return Status::InvalidArgument(fmt::format("messages[{}]: expected an object", i));
+  auto role = m.find("role");
+  if (role == m.end() || !role->is_string()) {
+    return Status::InvalidArgument(fmt::format("messages[{}].role: expected a string", i));
+  }
+  ChatMessage out;
+  out.role = role->get<std::string>();
+  if (out.role != "system" && out.role != "user" && out.role != "assistant" && out.role != "developer" &&
+      out.role != "tool") {
+    return Status::InvalidArgument(fmt::format("messages[{}].role: unknown role '{}'", i, out.role.substr(0, 40)));
+  }
+  auto calls = m.find("tool_calls");
+  if (calls != m.end() && !calls->is_null()) {
+    if (out.role != "assistant") {
+      return Status::InvalidArgument(
+          fmt::format("messages[{}].tool_calls: only assistant messages have tool calls", i));
+    }
+    BATON_RETURN_IF_ERROR(CheckToolCalls(*calls, i));
+  }
+  if (auto id = m.find("tool_call_id"); id != m.end() && !id->is_string()) {
+    return Status::InvalidArgument(fmt::format("messages[{}].tool_call_id: expected a string", i));
+  }
+  if (out.role == "tool" && !m.contains("tool_call_id")) {
+    return Status::InvalidArgument(
+        fmt::format("messages[{}].tool_call_id: missing (a tool message answers a call)", i));
+  }
+  if (auto name = m.find("name"); name != m.end() && !name->is_string()) {
+    return Status::InvalidArgument(fmt::format("messages[{}].name: expected a string", i));
+  }
+  auto content = m.find("content");
+  if (content == m.end()) {
+    // An assistant message that only calls tools may leave its content out, as OpenAI allows.
+    if (calls == m.end() || calls->is_null()) {
+      return Status::InvalidArgument(fmt::format("messages[{}].content: missing", i));
+    }
+    out.content_null = true;
+  } else {
+    BATON_ASSIGN_OR_RETURN(out.content, ContentText(*content, i));
+    out.content_null = content->is_null();
+  }
+  for (const auto& [key, value] : m.items()) {
+    if (key != "role" && key != "content") out.fields[key] = value;
+  }
+  return out;
+}
+
 StatusOr<GatewayRequest> Parse(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("the request body must be a JSON object");
   GatewayRequest r;
@@ -52,20 +133,8 @@ StatusOr<GatewayRequest> Parse(const json& j) {
       if (!value.is_array() || value.empty()) return Status::InvalidArgument("messages: expected a non-empty array");
       if (value.size() > kMaxMessages) return Status::InvalidArgument("messages: too many messages");
       for (size_t i = 0; i < value.size(); ++i) {
-        const json& m = value[i];
-        if (!m.is_object()) return Status::InvalidArgument(fmt::format("messages[{}]: expected an object", i));
-        auto role = m.find("role");
-        if (role == m.end() || !role->is_string()) {
-          return Status::InvalidArgument(fmt::format("messages[{}].role: expected a string", i));
-        }
-        const std::string& rs = role->get_ref<const std::string&>();
-        if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer" && rs != "tool") {
-          return Status::InvalidArgument(fmt::format("messages[{}].role: unknown role '{}'", i, rs.substr(0, 40)));
-        }
-        auto content = m.find("content");
-        if (content == m.end()) return Status::InvalidArgument(fmt::format("messages[{}].content: missing", i));
-        BATON_ASSIGN_OR_RETURN(std::string text, ContentText(*content, i));
-        r.chat.messages.push_back({rs, std::move(text)});
+        BATON_ASSIGN_OR_RETURN(ChatMessage message, ParseMessage(value[i], i));
+        r.chat.messages.push_back(std::move(message));
       }
     } else if (key == "max_tokens" || key == "max_completion_tokens") {
       if (value.is_null()) continue;

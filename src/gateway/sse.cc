@@ -17,7 +17,30 @@ std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// A chat.completion.chunk whose only choice has `delta`.
+json Chunk(const std::string& id, int64_t created, const std::string& model, json delta,
+           std::string_view finish_reason) {
+  return {{"id", id},
+          {"object", "chat.completion.chunk"},
+          {"created", created},
+          {"model", model},
+          {"choices", json::array({{{"index", 0},
+                                    {"delta", std::move(delta)},
+                                    {"finish_reason", finish_reason.empty() ? json(nullptr) : json(finish_reason)}}})}};
+}
+
 }  // namespace
+
+std::string SseToolCallsChunk(const std::string& id, int64_t created, const std::string& model,
+                              std::string_view content, const nlohmann::json& tool_calls) {
+  json calls = tool_calls.is_array() ? tool_calls : json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (calls[i].is_object() && !calls[i].contains("index")) calls[i]["index"] = i;
+  }
+  json delta = {{"tool_calls", std::move(calls)}};
+  if (!content.empty()) delta["content"] = content;
+  return "data: " + Dump(Chunk(id, created, model, std::move(delta), "")) + "\n\n";
+}
 
 std::string SseChunk(const std::string& id, int64_t created, const std::string& model, std::string_view role,
                      std::string_view content, std::string_view finish_reason, const std::optional<ChatUsage>& usage,
@@ -25,14 +48,7 @@ std::string SseChunk(const std::string& id, int64_t created, const std::string& 
   json delta = json::object();
   if (!role.empty()) delta["role"] = role;
   if (!content.empty()) delta["content"] = content;
-  json j = {
-      {"id", id},
-      {"object", "chat.completion.chunk"},
-      {"created", created},
-      {"model", model},
-      {"choices", json::array({{{"index", 0},
-                                {"delta", delta},
-                                {"finish_reason", finish_reason.empty() ? json(nullptr) : json(finish_reason)}}})}};
+  json j = Chunk(id, created, model, std::move(delta), finish_reason);
   if (usage) {
     j["usage"] = {{"prompt_tokens", usage->prompt_tokens},
                   {"completion_tokens", usage->completion_tokens},
@@ -47,17 +63,21 @@ std::string SseError(std::string_view message, std::string_view type, std::strin
 }
 
 std::string CompletionJson(const std::string& id, int64_t created, const std::string& model, const ChatResult& r) {
-  json j = {{"id", id},
-            {"object", "chat.completion"},
-            {"created", created},
-            {"model", model},
-            {"choices", json::array({{{"index", 0},
-                                      {"message", {{"role", "assistant"}, {"content", r.content}}},
-                                      {"finish_reason", r.finish_reason}}})},
-            {"usage",
-             {{"prompt_tokens", r.usage.prompt_tokens},
-              {"completion_tokens", r.usage.completion_tokens},
-              {"total_tokens", r.usage.prompt_tokens + r.usage.completion_tokens}}}};
+  json message = {{"role", "assistant"}, {"content", r.content}};
+  if (r.tool_calls.is_array() && !r.tool_calls.empty()) {
+    message["tool_calls"] = r.tool_calls;
+    if (r.content.empty()) message["content"] = nullptr;
+  }
+  json j = {
+      {"id", id},
+      {"object", "chat.completion"},
+      {"created", created},
+      {"model", model},
+      {"choices", json::array({{{"index", 0}, {"message", std::move(message)}, {"finish_reason", r.finish_reason}}})},
+      {"usage",
+       {{"prompt_tokens", r.usage.prompt_tokens},
+        {"completion_tokens", r.usage.completion_tokens},
+        {"total_tokens", r.usage.prompt_tokens + r.usage.completion_tokens}}}};
   return Dump(j);
 }
 

@@ -19,10 +19,16 @@ inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
 std::string SseChunk(const std::string& id, int64_t created, const std::string& model, std::string_view role,
                      std::string_view content, std::string_view finish_reason,
                      const std::optional<ChatUsage>& usage = std::nullopt, std::optional<double> cost_usd = {});
+// A chunk event whose delta carries `tool_calls` (OpenAI's delta.tool_calls: an array of {"index", "id", "type",
+// "function": {"name", "arguments"}} pieces; an element without an index gets its position), and `content` when not
+// empty. Also takes ChatResult::tool_calls, to stream a whole answer's calls in one chunk.
+std::string SseToolCallsChunk(const std::string& id, int64_t created, const std::string& model,
+                              std::string_view content, const nlohmann::json& tool_calls);
 // An error event: `data: {"error": {...}}`.
 std::string SseError(std::string_view message, std::string_view type, std::string_view code);
 
-// The chat.completion JSON for a whole result.
+// The chat.completion JSON for a whole result. With tool calls, message.tool_calls holds them and message.content is
+// null when there is no text (as OpenAI answers).
 std::string CompletionJson(const std::string& id, int64_t created, const std::string& model, const ChatResult& r);
 
 // "chatcmpl-" plus 24 random hex digits.

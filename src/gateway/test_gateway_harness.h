@@ -43,6 +43,11 @@ class FakeExpert : public ExpertBackend {
     r.usage = {10, 5};
     r.cost_usd = cost_;
     r.recorded_score = score_;
+    if (!tool_calls.empty()) {  // a backend that returns its tool calls whole, never through the sink
+      r.content.clear();
+      r.tool_calls = tool_calls;
+      r.finish_reason = "tool_calls";
+    }
     if (sink && *sink) {
       for (size_t i = 0; i < r.content.size(); i += 4) {
         if (piece_delay_ms.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(piece_delay_ms.load()));
@@ -54,6 +59,7 @@ class FakeExpert : public ExpertBackend {
   std::atomic<int> calls{0};
   std::atomic<int> delay_ms{0};        // how long each call blocks (on the gateway's blocking pool)
   std::atomic<int> piece_delay_ms{0};  // pause before each streamed piece
+  json tool_calls = json::array();     // answered instead of text when not empty; set before any request
 
  private:
   std::string name_;

@@ -52,7 +52,10 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except OSError:  # baton hung up (e.g. on a body over its limit): expected
+            self.close_connection = True
 
     def do_POST(self):
         req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")

@@ -131,14 +131,15 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     for (; next_ < plan_.size(); ++next_) {
       const Candidate& c = plan_[next_];
       const ExpertSlot& expert = s_.router->experts()[c.expert];
-      // The call as it will be sent. An expert with list prices gets an explicit max_tokens when the client gave
-      // none: the reservation below assumes that many completion tokens, so the upstream must not produce more.
+      // The call as it will be sent, and what it reserves. An expert with list prices reserves the most the call can
+      // cost (PriceBound) and gets an explicit max_tokens when the client gave none, so the upstream cannot produce
+      // more than was reserved (and the expert clamps usage reported beyond it). An expert without prices can only
+      // be estimated: it reserves the router's predicted cost x reserve_factor, and the ledger never charges past
+      // the budget should the real cost be higher.
       ChatRequest call = request_.chat;
-      if (!call.max_tokens && (expert.config.usd_per_mtok_out || expert.config.usd_per_mtok_in)) {
-        call.max_tokens = MaxTokensFor(expert.config, call);
-      }
-      // Reserve an upper estimate: the prediction with a safety factor, or the list-price bound when larger.
-      reserved_ = std::max(c.predicted_cost * s_.config.reserve_factor, s_.router->PriceBound(c.expert, call));
+      const bool priced = expert.config.usd_per_mtok_out || expert.config.usd_per_mtok_in;
+      if (priced && !call.max_tokens) call.max_tokens = MaxTokensFor(expert.config, call);
+      reserved_ = priced ? s_.router->PriceBound(c.expert, call) : c.predicted_cost * s_.config.reserve_factor;
       Status reserved = s_.ledger->Reserve(key_, reserved_);
       if (!reserved.ok()) {
         budget_refused_ = true;

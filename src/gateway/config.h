@@ -51,7 +51,7 @@ struct GatewayConfig {
   int io_threads = 2;                // event loops, one thread each; requests run on them end to end. Default: 2
   int worker_threads = 16;           // threads for experts that can only block (llamacpp). Default: 16
   int64_t max_in_flight = 10'000;    // requests in flight at once; more get 503. Default: 10,000
-  double reserve_factor = 2.0;       // budget reservation = predicted cost x reserve_factor. Default: 2
+  double reserve_factor = 2.0;       // an unpriced expert's reservation = predicted cost x this. Default: 2
   int64_t max_connections = 10'000;  // open client connections; more are shed with a 503. 0 = unlimited
   // GET /metrics shows per-key spend and budgets. With metrics_key_sha256 set it answers only `Authorization: Bearer
   // <metrics key>`; without, only when metrics_public is true (else 403). Default: not served.

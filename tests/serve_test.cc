@@ -11,14 +11,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
-#include <set>
-#include <vector>
-#include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "baton/store.h"
 #include "gateway/test_http_client.h"
@@ -104,7 +104,8 @@ std::string ExampleConfigIn(const testing::TempDir& dir) {
   std::ifstream in(std::string(BATON_SOURCE_DIR) + "/examples/replay.yaml");
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string text = std::regex_replace(ss.str(), std::regex("\nstore: [^ \n]+"), "\nstore: " + dir.path() + "/gateway.db");
+  std::string text =
+      std::regex_replace(ss.str(), std::regex("\nstore: [^ \n]+"), "\nstore: " + dir.path() + "/gateway.db");
   return std::regex_replace(text, std::regex("\\.\\./data/"), std::string(BATON_SOURCE_DIR) + "/data/");
 }
 

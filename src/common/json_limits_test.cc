@@ -32,8 +32,8 @@ TEST(JsonLimitsTest, BracketsInsideStringsDoNotCount) {
 
 TEST(JsonLimitsTest, TheAttackersBodyIsRefusedQuickly) {
   // ~300 KB nested 150,000 deep in an unknown field: the case that used to overflow the gateway's stack.
-  const std::string body = R"({"model":"baton","messages":[{"role":"user","content":"hi"}],"x":)" +
-                           Nested(150'000, '[', ']') + "}";
+  const std::string body =
+      R"({"model":"baton","messages":[{"role":"user","content":"hi"}],"x":)" + Nested(150'000, '[', ']') + "}";
   const Status st = CheckJsonDepth(body);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
 }

@@ -54,8 +54,8 @@ class BudgetLedger {
   mutable std::mutex mu_;
   std::vector<BudgetAccount> accounts_;  // guarded by mu_; the vector's size never changes
   PersistFn persist_;
-  int64_t overruns_ = 0;      // guarded by mu_
-  double unbilled_usd_ = 0;   // guarded by mu_
+  int64_t overruns_ = 0;     // guarded by mu_
+  double unbilled_usd_ = 0;  // guarded by mu_
 };
 
 }  // namespace baton::gateway

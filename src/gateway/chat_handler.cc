@@ -355,9 +355,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     });
   }
 
-  void AddNote(const std::string& note) {
-    log_.note += (log_.note.empty() ? "" : ",") + note;
-  }
+  void AddNote(const std::string& note) { log_.note += (log_.note.empty() ? "" : ",") + note; }
 
   // Time spent in the gateway so far, upstream calls excluded (the one under way included).
   double OverheadMs() const {

@@ -153,8 +153,8 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
   Fields f(root, "", source);
   if (!root.IsMap()) return Status::InvalidArgument(source + ": expected a YAML map at the top level");
   BATON_RETURN_IF_ERROR(f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads",
-                                     "worker_threads", "max_in_flight", "reserve_factor", "max_connections", "metrics_key",
-                                     "metrics_key_sha256", "metrics_public", "keys", "experts"}));
+                                     "worker_threads", "max_in_flight", "reserve_factor", "max_connections",
+                                     "metrics_key", "metrics_key_sha256", "metrics_public", "keys", "experts"}));
   BATON_RETURN_IF_ERROR(f.Get("listen", &c.listen));
   BATON_RETURN_IF_ERROR(f.Get("store", &c.store_path));
   c.store_path = Resolve(base, c.store_path);

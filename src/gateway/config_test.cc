@@ -112,7 +112,8 @@ TEST(ConfigTest, RelativePathsAreRelativeToTheConfigFile) {
 }
 
 TEST(ConfigTest, MetricsKeyIsHashedAndMetricsAreOffByDefault) {
-  const std::string base = "keys: [{name: k, key: x, budget_usd: 1}]\nexperts: [{name: a, kind: replay, replay_dir: d}]\n";
+  const std::string base =
+      "keys: [{name: k, key: x, budget_usd: 1}]\nexperts: [{name: a, kind: replay, replay_dir: d}]\n";
   auto off = ParseGatewayConfig(base, "config.yaml");
   ASSERT_TRUE(off.ok());
   EXPECT_FALSE(off->metrics_public);

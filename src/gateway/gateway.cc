@@ -177,7 +177,8 @@ void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> 
     if (s.metrics_key) {
       const std::string_view token = BearerToken(req.authorization);
       if (token.empty() || !s.metrics_key->Find(token)) {
-        return ex->Respond(ErrorResponse(401, "GET /metrics needs the metrics key: 'Authorization: Bearer <metrics_key>'",
+        return ex->Respond(ErrorResponse(401,
+                                         "GET /metrics needs the metrics key: 'Authorization: Bearer <metrics_key>'",
                                          "invalid_request_error", "invalid_api_key"));
       }
     } else if (!s.config.metrics_public) {

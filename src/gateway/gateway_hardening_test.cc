@@ -77,21 +77,20 @@ class FakeUpstream {
  public:
   using UsageFn = std::function<json(int64_t max_tokens)>;
   explicit FakeUpstream(UsageFn usage_for) : usage_for_(std::move(usage_for)) {
-    auto server = HttpServer::Start({.host = "127.0.0.1", .port = 0, .io_threads = 1},
-                                    [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
-                                      const json body = json::parse(req.body, nullptr, false);
-                                      const int64_t max_tokens =
-                                          body.is_object() && body.contains("max_tokens") ? body["max_tokens"].get<int64_t>() : -1;
-                                      {
-                                        std::lock_guard<std::mutex> lock(mu_);
-                                        max_tokens_seen_.push_back(max_tokens);
-                                      }
-                                      json answer = {{"choices",
-                                                      {{{"message", {{"role", "assistant"}, {"content", "ok"}}},
-                                                        {"finish_reason", "stop"}}}},
-                                                     {"usage", usage_for_(max_tokens)}};
-                                      ex->Respond(MakeHttpResponse(200, answer.dump()));
-                                    });
+    auto server = HttpServer::Start(
+        {.host = "127.0.0.1", .port = 0, .io_threads = 1}, [this](HttpRequest req, std::shared_ptr<HttpExchange> ex) {
+          const json body = json::parse(req.body, nullptr, false);
+          const int64_t max_tokens =
+              body.is_object() && body.contains("max_tokens") ? body["max_tokens"].get<int64_t>() : -1;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            max_tokens_seen_.push_back(max_tokens);
+          }
+          json answer = {
+              {"choices", {{{"message", {{"role", "assistant"}, {"content", "ok"}}}, {"finish_reason", "stop"}}}},
+              {"usage", usage_for_(max_tokens)}};
+          ex->Respond(MakeHttpResponse(200, answer.dump()));
+        });
     EXPECT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
   }
@@ -178,7 +177,9 @@ TEST(GatewayHardeningTest, ConcurrentRequestsWithoutMaxTokensNeverOverspend) {
 // budget; negative usage charges nothing and never makes a counter go down.
 TEST(GatewayHardeningTest, LyingUsageIsCappedAndNeverNegative) {
   {
-    FakeUpstream upstream([](int64_t) { return json{{"prompt_tokens", 1'000'000'000}, {"completion_tokens", 1'000'000'000}}; });
+    FakeUpstream upstream([](int64_t) {
+      return json{{"prompt_tokens", 1'000'000'000}, {"completion_tokens", 1'000'000'000}};
+    });
     const double budget = 1000;
     PricedGateway g = StartPricedGateway(upstream, budget);
     const int ok = SendConcurrently(g.port, 20);
@@ -210,9 +211,9 @@ void StreamThenHangUp(int port, const std::string& body) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                          std::string(kKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string req =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(kKey) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   ASSERT_EQ(send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
   std::string got;
   char buf[4096];
@@ -281,7 +282,8 @@ TEST(GatewayHardeningTest, MetricsAreOffByDefaultAndKeyedWhenConfigured) {
   {
     Harness h = StartGateway({.metrics_public = false});
     ExpectOpenAiError(Http("GET", h.port, "/metrics"), 403, "metrics_disabled");
-    ExpectOpenAiError(Http("GET", h.port, "/metrics", "", kKey), 403, "metrics_disabled");  // a client key is not enough
+    ExpectOpenAiError(Http("GET", h.port, "/metrics", "", kKey), 403,
+                      "metrics_disabled");  // a client key is not enough
   }
   {
     Harness h = StartGateway({.metrics_public = false, .metrics_key = "sk-metrics"});

@@ -71,16 +71,16 @@ class Recorder {
   const size_t max_queue_;
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  std::deque<Job> queue_;                              // guarded by mu_
-  uint64_t enqueued_ = 0;                              // guarded by mu_
-  uint64_t completed_ = 0;                             // guarded by mu_
-  bool stop_ = false;                                  // guarded by mu_
-  int flush_waiters_ = 0;                              // guarded by mu_
+  std::deque<Job> queue_;   // guarded by mu_
+  uint64_t enqueued_ = 0;   // guarded by mu_
+  uint64_t completed_ = 0;  // guarded by mu_
+  bool stop_ = false;       // guarded by mu_
+  int flush_waiters_ = 0;   // guarded by mu_
   struct DurableWaiter {
     uint64_t jobs, budgets;  // enqueued_ and budget_seq_ when it was registered
     std::function<void(bool)> done;
   };
-  std::vector<DurableWaiter> durable_waiters_;          // guarded by mu_
+  std::vector<DurableWaiter> durable_waiters_;         // guarded by mu_
   int telling_ = 0;                                    // batches of waiters being told now; guarded by mu_
   std::map<std::string, ClientBudgetRecord> budgets_;  // latest unwritten state per key hash; guarded by mu_
   uint64_t budget_seq_ = 0, budget_done_ = 0;          // budget changes seen / written; guarded by mu_

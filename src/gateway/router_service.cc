@@ -83,8 +83,7 @@ double RouterService::PriceOf(size_t expert, double tokens_in, double tokens_out
 double RouterService::PriceBound(size_t expert, const ChatRequest& request) const {
   const ExpertConfig& c = experts_[expert].config;
   if (!c.usd_per_mtok_in && !c.usd_per_mtok_out) return 0;
-  return PriceOf(expert, static_cast<double>(PromptTokenBound(request)),
-                 static_cast<double>(MaxTokensFor(c, request)));
+  return PriceOf(expert, static_cast<double>(PromptTokenBound(request)), static_cast<double>(MaxTokensFor(c, request)));
 }
 
 StatusOr<std::vector<Candidate>> RouterService::Plan(const GatewayRequest& request) const {

@@ -72,8 +72,8 @@ class Upstream(http.server.BaseHTTPRequestHandler):
                                     "usage": usage(-500, -7)})
         if mode == "leaky":  # a 401 that echoes the Authorization header it got
             return self.reply(401, {"error": {"message": "invalid key: " + self.headers.get("Authorization", "")}})
-        if mode == "huge":  # 50 MB of non-JSON
-            return self.reply(500, b"x" * (50 << 20), "text/plain")
+        if mode == "huge":  # a 50 MB error message
+            return self.reply(500, b'{"error": {"message": "' + b"x" * (50 << 20) + b'"}}')
         if mode == "tools":
             call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
             if req.get("stream"):
@@ -200,7 +200,7 @@ def config_text(upstream_port, store, data_dir, with_new_fields):
         % (m, upstream_port, m) for m in ("long", "absurd", "negative", "leaky", "huge", "tools", "slowstream"))
     return (
         "store: %s\nrecord_prompts: false\nmax_body_bytes: 1048576\n%s"
-        "keys:\n  - {name: probe, key: %s, budget_usd: 1000}\n  - {name: small, key: %s, budget_usd: 0.01}\n"
+        "keys:\n  - {name: probe, key: %s, budget_usd: 1000}\n  - {name: small, key: %s, budget_usd: 0.1}\n"
         "  - {name: rich, key: %s, budget_usd: 1000}\n  - {name: limited, key: %s, budget_usd: 1000, rate_limit_rps: 1}\n"
         "experts:\n%s\n  - {name: claude-v2, kind: replay, replay_dir: %s}\n"
         % (store, ("metrics_key: %s\n" % METRICS_KEY) if with_new_fields else "", KEY, SMALL_KEY, RICH_KEY,
@@ -278,8 +278,8 @@ def main():
             list(pool.map(lambda _: request(port, "POST", "/v1/chat/completions", chat("long"), key=SMALL_KEY), range(200)))
         time.sleep(0.3)
         spent = db_rows(db, "SELECT spent_usd FROM client_budgets WHERE name = 'small'")[0][0]
-        row("2. $0.01 key, 200 concurrent requests, no max_tokens", "charged %.0f%% of the budget" % (100 * spent / 0.01),
-            spent <= 0.01 + 1e-12)
+        row("2. $0.10 key, 200 concurrent requests, no max_tokens", "charged %.0f%% of the budget" % (100 * spent / 0.1),
+            spent <= 0.1 + 1e-12)
         st, h, _ = request(port, "POST", "/v1/chat/completions", chat("absurd"), key=RICH_KEY)
         time.sleep(0.3)
         spent = db_rows(db, "SELECT spent_usd FROM client_budgets WHERE name = 'rich'")[0][0]
@@ -324,7 +324,7 @@ def main():
         row("6. upstream 401 echoing its Authorization header", "key %s the client" % ("REACHED" if UPSTREAM_SECRET.encode() in b else "kept from"),
             UPSTREAM_SECRET.encode() not in b)
         st, _, b = request(port, "POST", "/v1/chat/completions", chat("huge"))
-        row("6. upstream 50 MB non-JSON error body", "client got %d bytes" % len(b), len(b) < 2000)
+        row("6. upstream error with a 50 MB message", "client got %d bytes" % len(b), len(b) < 2000)
 
         # 7. /metrics without a key.
         st, _, b = request(port, "GET", "/metrics", key=None)

@@ -97,15 +97,18 @@ struct ChatResult {
 // none. It converts to and from std::string_view (the content), so a sink that only cares about text can take a
 // std::string_view; such a sink sees a tool-call-only piece as an empty string. A sink that forwards pieces to
 // another sink must take the StreamDelta, or it drops the tool calls.
+// The conversions are implicit on purpose (hence the NOLINTs): they are what keeps text-only sinks and callers as
+// they were.
 struct StreamDelta {
   StreamDelta() = default;
-  StreamDelta(std::string_view c, const nlohmann::json* t = nullptr) : content(c), tool_calls(t) {}
+  StreamDelta(std::string_view c, const nlohmann::json* t = nullptr)  // NOLINT(google-explicit-constructor)
+      : content(c), tool_calls(t) {}
   // From anything that reads as text (std::string, const char*), so that sink(piece) keeps compiling.
   template <typename T>
   requires(!std::is_same_v<std::remove_cvref_t<T>, StreamDelta> && std::is_convertible_v<const T&, std::string_view>)
-      StreamDelta(const T& c)
+      StreamDelta(const T& c)  // NOLINT(google-explicit-constructor)
       : content(c) {}
-  operator std::string_view() const { return content; }
+  operator std::string_view() const { return content; }  // NOLINT(google-explicit-constructor)
   bool empty() const { return content.empty() && tool_calls == nullptr; }
 
   std::string_view content;

@@ -110,7 +110,7 @@ std::string ExampleConfigIn(const testing::TempDir& dir) {
 }
 
 std::string FirstTestPrompt() {
-  std::ifstream in(testing::DataPath("routerbench-test/queries.jsonl"));
+  std::ifstream in(testing::DataPath("routerbench-train/queries.jsonl"));
   std::string line;
   std::getline(in, line);
   return json::parse(line)["text"].get<std::string>();
@@ -162,9 +162,9 @@ TEST(ServeTest, ReplayExampleEndToEnd) {
   EXPECT_GT((*budgets)[0].spent_usd, 0);
 }
 
-// The first `n` prompts of the RouterBench test split (every replay expert of the example answers them).
+// The first `n` prompts of the RouterBench train split (every replay expert of the example answers them).
 std::vector<std::string> TestPrompts(size_t n) {
-  std::ifstream in(testing::DataPath("routerbench-test/queries.jsonl"));
+  std::ifstream in(testing::DataPath("routerbench-train/queries.jsonl"));
   std::vector<std::string> out;
   for (std::string line; out.size() < n && std::getline(in, line);) out.push_back(json::parse(line)["text"]);
   return out;

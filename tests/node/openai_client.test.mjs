@@ -1,7 +1,7 @@
 // The official `openai` npm client against a running `baton serve --config examples/replay.yaml`.
 // Run through scripts/test_openai_client.sh, which starts the server and sets BATON_PORT; by hand:
 //   BATON_PORT=8080 node --test tests/node/
-// The replay experts answer only prompts recorded in data/routerbench-test, so the prompt is read from there.
+// The replay experts answer only prompts recorded in data/routerbench-train, so the prompt is read from there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -15,10 +15,10 @@ const BASE_URL = `http://127.0.0.1:${PORT}/v1`;
 const KEY = process.env.BATON_KEY ?? 'sk-baton-demo';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const queriesPath = process.env.BATON_QUERIES ?? path.join(here, '..', '..', 'data', 'routerbench-test', 'queries.jsonl');
+const queriesPath = process.env.BATON_QUERIES ?? path.join(here, '..', '..', 'data', 'routerbench-train', 'queries.jsonl');
 const queries = readFileSync(queriesPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 // A short recorded prompt (every RouterBench model answered it); else the first one.
-const query = queries.find((q) => q.id === 'mbpp.dev.101') ?? queries[0];
+const query = queries.find((q) => q.id.startsWith('mbpp.')) ?? queries[0];
 const messages = [{ role: 'user', content: query.text }];
 
 const client = new OpenAI({ apiKey: KEY, baseURL: BASE_URL, maxRetries: 0, timeout: 30_000 });

@@ -79,8 +79,8 @@ StatusOr<Dataset> FromColumns(const FrameColumns& f) {
       const double s = score[q * ne + e], c = cost[q * ne + e];
       if (std::isnan(s)) continue;  // not observed (its cost, if any, belongs to no outcome)
       if (!(s >= 0 && s <= 1)) {
-        return Status::InvalidArgument(fmt::format("query '{}', model '{}': score {} is outside [0, 1]",
-                                                   f.query_ids[q], f.experts[e], s));
+        return Status::InvalidArgument(
+            fmt::format("query '{}', model '{}': score {} is outside [0, 1]", f.query_ids[q], f.experts[e], s));
       }
       OutcomeRecord o{.query_id = *id, .expert_id = expert_id[e], .score = s};
       if (!std::isnan(c)) {
@@ -114,57 +114,73 @@ std::vector<std::string> QueryField(const Dataset& d, F field) {
 }  // namespace
 
 void BindData(pb::module_& m) {
-  pb::class_<Dataset>(m, "Dataset", "The outcome matrix: queries x experts, score and cost (NaN = not observed / unknown)")
+  pb::class_<Dataset>(m, "Dataset",
+                      "The outcome matrix: queries x experts, score and cost (NaN = not observed / unknown)")
       .def_property_readonly("num_queries", &Dataset::num_queries)
       .def_property_readonly("num_experts", &Dataset::num_experts)
       .def_property_readonly("experts", &Names, "expert names, in column order")
       .def_property_readonly("domains", &Dataset::domains, "distinct domains, in order of first appearance")
-      .def_property_readonly("query_ids", [](const Dataset& d) { return QueryField(d, [](auto& q) { return q.external_id; }); })
+      .def_property_readonly("query_ids",
+                             [](const Dataset& d) { return QueryField(d, [](auto& q) { return q.external_id; }); })
       .def_property_readonly("texts", [](const Dataset& d) { return QueryField(d, [](auto& q) { return q.text; }); })
-      .def_property_readonly("query_domains", [](const Dataset& d) { return QueryField(d, [](auto& q) { return q.domain; }); })
-      .def_property_readonly("query_datasets", [](const Dataset& d) { return QueryField(d, [](auto& q) { return q.dataset; }); })
-      .def_property_readonly("score_matrix", [](const Dataset& d) { return ToArray(d.score_matrix(), d.num_queries(), d.num_experts()); },
-                             "num_queries x num_experts float32 copy, NaN = not observed")
-      .def_property_readonly("cost_matrix", [](const Dataset& d) { return ToArray(d.cost_matrix(), d.num_queries(), d.num_experts()); },
-                             "num_queries x num_experts float32 copy, NaN = unknown")
+      .def_property_readonly("query_domains",
+                             [](const Dataset& d) { return QueryField(d, [](auto& q) { return q.domain; }); })
+      .def_property_readonly("query_datasets",
+                             [](const Dataset& d) { return QueryField(d, [](auto& q) { return q.dataset; }); })
+      .def_property_readonly(
+          "score_matrix", [](const Dataset& d) { return ToArray(d.score_matrix(), d.num_queries(), d.num_experts()); },
+          "num_queries x num_experts float32 copy, NaN = not observed")
+      .def_property_readonly(
+          "cost_matrix", [](const Dataset& d) { return ToArray(d.cost_matrix(), d.num_queries(), d.num_experts()); },
+          "num_queries x num_experts float32 copy, NaN = unknown")
       .def("select_queries", &Dataset::SelectQueries, pb::arg("rows"), "a new dataset of these query rows, in order")
-      .def("select_experts", [](const Dataset& d, const std::vector<std::string>& names) { return Unwrap(d.SelectExperts(names)); },
-           pb::arg("names"), "a new dataset of these experts, in order")
+      .def(
+          "select_experts",
+          [](const Dataset& d, const std::vector<std::string>& names) { return Unwrap(d.SelectExperts(names)); },
+          pb::arg("names"), "a new dataset of these experts, in order")
       .def("__len__", &Dataset::num_queries)
       .def("__repr__", [](const Dataset& d) {
         return fmt::format("<baton.Dataset {} queries x {} experts, {} domains>", d.num_queries(), d.num_experts(),
                            d.domains().size());
       });
 
-  m.def("load_dir", [](const std::string& path, const std::vector<std::string>& experts) {
-          return WithoutGil([&] { return LoadDatasetDir(path, {.experts = experts}); });
-        },
-        pb::arg("path"), pb::arg("experts") = std::vector<std::string>{},
-        "Loads a dataset folder (models.csv, queries.jsonl, outcomes.csv) with the validation of `baton import`.");
-  m.def("load_db", [](const std::string& path, const std::vector<std::string>& datasets, const std::vector<std::string>& experts) {
-          return WithoutGil([&]() -> StatusOr<Dataset> {
-            BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(path, {.create = false, .read_only = true}));
-            return LoadDataset(*store, {.datasets = datasets, .experts = experts});
-          });
-        },
-        pb::arg("path"), pb::arg("datasets") = std::vector<std::string>{}, pb::arg("experts") = std::vector<std::string>{},
-        "Loads datasets (all when empty) from a baton database.");
-  m.def("_from_columns",
-        [](std::string dataset, std::vector<std::string> query_ids, std::vector<std::string> texts,
-           std::vector<std::string> domains, std::vector<std::string> sources, std::vector<std::string> experts,
-           Matrix score, Matrix cost, bool drop_unobserved) {
-          FrameColumns f{std::move(dataset), std::move(query_ids), std::move(texts), std::move(domains),
-                         std::move(sources), std::move(experts), std::move(score), std::move(cost), drop_unobserved};
-          return Unwrap(FromColumns(f));
-        },
-        pb::arg("dataset"), pb::arg("query_ids"), pb::arg("texts"), pb::arg("domains"), pb::arg("sources"),
-        pb::arg("experts"), pb::arg("score"), pb::arg("cost"), pb::arg("drop_unobserved"));
-  m.def("split", [](const Dataset& d, double test_fraction, uint64_t seed) {
-          QuerySplit s = Unwrap(RandomSplit(d.num_queries(), test_fraction, seed));
-          return pb::make_tuple(d.SelectQueries(s.train), d.SelectQueries(s.test));
-        },
-        pb::arg("dataset"), pb::arg("test_fraction") = 0.5, pb::arg("seed") = 0,
-        "(train, test): the seeded random split `baton bench DIR` makes.");
+  m.def(
+      "load_dir",
+      [](const std::string& path, const std::vector<std::string>& experts) {
+        return WithoutGil([&] { return LoadDatasetDir(path, {.experts = experts}); });
+      },
+      pb::arg("path"), pb::arg("experts") = std::vector<std::string>{},
+      "Loads a dataset folder (models.csv, queries.jsonl, outcomes.csv) with the validation of `baton import`.");
+  m.def(
+      "load_db",
+      [](const std::string& path, const std::vector<std::string>& datasets, const std::vector<std::string>& experts) {
+        return WithoutGil([&]() -> StatusOr<Dataset> {
+          BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(path, {.create = false, .read_only = true}));
+          return LoadDataset(*store, {.datasets = datasets, .experts = experts});
+        });
+      },
+      pb::arg("path"), pb::arg("datasets") = std::vector<std::string>{},
+      pb::arg("experts") = std::vector<std::string>{}, "Loads datasets (all when empty) from a baton database.");
+  m.def(
+      "_from_columns",
+      [](std::string dataset, std::vector<std::string> query_ids, std::vector<std::string> texts,
+         std::vector<std::string> domains, std::vector<std::string> sources, std::vector<std::string> experts,
+         Matrix score, Matrix cost, bool drop_unobserved) {
+        FrameColumns f{std::move(dataset), std::move(query_ids), std::move(texts),
+                       std::move(domains), std::move(sources),   std::move(experts),
+                       std::move(score),   std::move(cost),      drop_unobserved};
+        return Unwrap(FromColumns(f));
+      },
+      pb::arg("dataset"), pb::arg("query_ids"), pb::arg("texts"), pb::arg("domains"), pb::arg("sources"),
+      pb::arg("experts"), pb::arg("score"), pb::arg("cost"), pb::arg("drop_unobserved"));
+  m.def(
+      "split",
+      [](const Dataset& d, double test_fraction, uint64_t seed) {
+        QuerySplit s = Unwrap(RandomSplit(d.num_queries(), test_fraction, seed));
+        return pb::make_tuple(d.SelectQueries(s.train), d.SelectQueries(s.test));
+      },
+      pb::arg("dataset"), pb::arg("test_fraction") = 0.5, pb::arg("seed") = 0,
+      "(train, test): the seeded random split `baton bench DIR` makes.");
 }
 
 }  // namespace baton::py

@@ -74,21 +74,24 @@ void BindModel(pb::module_& m) {
   pb::class_<RouterModel>(m, "Model", "A trained predictor plus its cost model (a `baton fit` model file)")
       .def_property_readonly("predictor", [](const RouterModel& r) { return r.predictor->name(); })
       .def_property_readonly("experts", [](const RouterModel& r) { return r.predictor->experts(); })
-      .def("describe", [](const RouterModel& r) { return r.predictor->Describe(); },
-           "the hyper-parameters training chose")
-      .def("save", [](const RouterModel& r, const std::string& path) {
-             pb::gil_scoped_release nogil;
-             const Status s = SaveModel(r, path);
-             pb::gil_scoped_acquire gil;
-             ThrowIfError(s);
-           },
-           pb::arg("path"), "Writes the model file `baton route` and `baton serve` read.")
+      .def(
+          "describe", [](const RouterModel& r) { return r.predictor->Describe(); },
+          "the hyper-parameters training chose")
+      .def(
+          "save",
+          [](const RouterModel& r, const std::string& path) {
+            pb::gil_scoped_release nogil;
+            const Status s = SaveModel(r, path);
+            pb::gil_scoped_acquire gil;
+            ThrowIfError(s);
+          },
+          pb::arg("path"), "Writes the model file `baton route` and `baton serve` read.")
       .def("_predict",
            [](const RouterModel& r, Strings texts, Strings domains, Strings subdomains) {
              const size_t ne = r.predictor->num_experts();
              Routed out = WithoutGil([&]() -> StatusOr<Routed> {
-               BATON_ASSIGN_OR_RETURN(Dataset ds, PromptDataset(r, std::move(texts), std::move(domains),
-                                                                std::move(subdomains)));
+               BATON_ASSIGN_OR_RETURN(Dataset ds,
+                                      PromptDataset(r, std::move(texts), std::move(domains), std::move(subdomains)));
                return Predict(r, ds);
              });
              const size_t nq = out.score.size() / std::max<size_t>(ne, 1);
@@ -107,8 +110,8 @@ void BindModel(pb::module_& m) {
            [](const RouterModel& r, Strings texts, Strings domains, Strings subdomains, double budget,
               const Strings& experts) {
              Routed out = WithoutGil([&]() -> StatusOr<Routed> {
-               BATON_ASSIGN_OR_RETURN(Dataset ds, PromptDataset(r, std::move(texts), std::move(domains),
-                                                                std::move(subdomains)));
+               BATON_ASSIGN_OR_RETURN(Dataset ds,
+                                      PromptDataset(r, std::move(texts), std::move(domains), std::move(subdomains)));
                return RouteDataset(r, ds, budget, experts);
              });
              return RoutedTuple(out, r.predictor->num_experts());
@@ -125,13 +128,15 @@ void BindModel(pb::module_& m) {
         return fmt::format("<baton.Model {} over {} experts>", r.predictor->name(), r.predictor->num_experts());
       });
 
-  m.def("_fit",
-        [](const Dataset& ds, const std::string& predictor, uint64_t seed, bool cross_validate) {
-          return WithoutGil([&] { return Fit(ds, predictor, seed, cross_validate); });
-        },
-        pb::arg("dataset"), pb::arg("predictor"), pb::arg("seed") = 0, pb::arg("cross_validate") = true);
-  m.def("load_model", [](const std::string& path) { return WithoutGil([&] { return LoadModel(path); }); },
-        pb::arg("path"), "Reads a model file written by `Model.save` or `baton fit`.");
+  m.def(
+      "_fit",
+      [](const Dataset& ds, const std::string& predictor, uint64_t seed, bool cross_validate) {
+        return WithoutGil([&] { return Fit(ds, predictor, seed, cross_validate); });
+      },
+      pb::arg("dataset"), pb::arg("predictor"), pb::arg("seed") = 0, pb::arg("cross_validate") = true);
+  m.def(
+      "load_model", [](const std::string& path) { return WithoutGil([&] { return LoadModel(path); }); },
+      pb::arg("path"), "Reads a model file written by `Model.save` or `baton fit`.");
 }
 
 }  // namespace baton::py

@@ -11,13 +11,12 @@ StatusOr<Routed> Predict(const RouterModel& model, const Dataset& ds) {
   const std::vector<std::string>& names = model.predictor->experts();
   const size_t nq = ds.num_queries(), ne = names.size();
   if (ds.num_experts() != ne) {
-    return Status::InvalidArgument(
-        fmt::format("the dataset has {} experts, the model {}", ds.num_experts(), ne));
+    return Status::InvalidArgument(fmt::format("the dataset has {} experts, the model {}", ds.num_experts(), ne));
   }
   for (size_t e = 0; e < ne; ++e) {
     if (ds.expert(e).name != names[e]) {
-      return Status::InvalidArgument(fmt::format("expert {} is '{}' in the dataset but '{}' in the model", e,
-                                                 ds.expert(e).name, names[e]));
+      return Status::InvalidArgument(
+          fmt::format("expert {} is '{}' in the dataset but '{}' in the model", e, ds.expert(e).name, names[e]));
     }
   }
   // The cost model may list the experts in another order: map by name.

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Times routing N prompts from Python (Model.route, returning a DataFrame); build/python/baton_route_bench times
-the same call from C++. Prints the best and median wall time of R runs.
+the same call from C++. Prints the best and median wall and CPU time of R runs.
 
   PYTHONPATH=build/python /usr/bin/python3 python/bench_route.py --model build/bench-route.baton
   build/python/baton_route_bench build/bench-route.baton data/routerbench-test 10000 0.001 10

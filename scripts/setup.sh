@@ -14,6 +14,8 @@ PACKAGES=(
   libbenchmark-dev        # micro-benchmarks
   libcurl4-openssl-dev    # HTTP client of the openai expert backend
   libboost1.81-dev libyaml-cpp-dev libssl-dev  # baton serve: Boost.Beast HTTP server, YAML config, SHA-256 keys
+  # the Python module (python/) and its tests, for Debian's /usr/bin/python3 (not a pyenv or venv python)
+  python3-dev python3-pybind11 python3-numpy python3-pandas python3-pytest
   nodejs npm              # scripts/build_llama.sh fetches llama.cpp's source from the npm registry; tests/node
 )
 

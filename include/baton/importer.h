@@ -23,11 +23,16 @@ struct ImportSummary {
   size_t queries = 0;
   size_t outcomes = 0;
   size_t responses = 0;
+  size_t replaced_queries = 0;     // queries of the same dataset deleted first (ImportOptions::replace)
+  std::vector<std::string> notes;  // what the import did that the user should hear of, e.g. a column it skipped
 };
 
 struct ImportOptions {
   std::string dataset;         // dataset name stored with each query. Default: the folder's base name
   bool with_responses = true;  // also import responses.jsonl when present. Default: true
+  // Delete the dataset's stored queries, outcomes and responses first, in the import's transaction, so a failed
+  // re-import leaves the old copy. Default: false (a second import of the same dataset fails on its first query)
+  bool replace = false;
 };
 
 StatusOr<ImportSummary> ImportDir(Store& store, const std::string& dir, const ImportOptions& options = {});
@@ -39,6 +44,7 @@ struct WideImportOptions {
   std::string dataset;                   // Default: the file's base name without extension
   std::vector<std::string> model_cols;   // score columns; empty = every other column without a '|'. Default: empty
   std::vector<std::string> ignore_cols;  // columns to skip when model_cols is empty. Default: none
+  bool replace = false;                  // as ImportOptions::replace. Default: false
 };
 
 // Reads a wide CSV: one row a query, one score column per model (0/1 or a score in [0, 1]; a blank cell = not

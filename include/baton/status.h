@@ -94,6 +94,8 @@ class [[nodiscard]] StatusOr {
     assert(ok());
     return std::move(*value_);
   }
+  // The value, or `fallback` when !ok(). Meant for tests and display; code that can act on the error should.
+  T value_or(T fallback) const& { return ok() ? *value_ : std::move(fallback); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }

@@ -88,6 +88,13 @@ struct ClientBudgetRecord {
   double reserved_usd = 0;  // reserved by calls in flight when last persisted
 };
 
+// One dataset as `baton datasets` lists it.
+struct DatasetInfo {
+  std::string name;
+  int64_t queries = 0;
+  int64_t outcomes = 0;
+};
+
 struct StoreOptions {
   bool create = true;      // create the file and schema when missing. Default: true
   bool read_only = false;  // Default: false
@@ -123,19 +130,27 @@ class Store {
   Status SetClientSpend(const std::string& key_hash, double spent_usd, double reserved_usd);
   StatusOr<std::vector<ClientBudgetRecord>> ListClientBudgets();
 
-  std::optional<int64_t> FindExpert(const std::string& name);
-  std::optional<int64_t> FindQuery(const std::string& dataset, const std::string& external_id);
+  // The id, nullopt when no such row exists, or the database's error (never turned into "not found").
+  StatusOr<std::optional<int64_t>> FindExpert(const std::string& name);
+  StatusOr<std::optional<int64_t>> FindQuery(const std::string& dataset, const std::string& external_id);
 
   StatusOr<std::vector<ExpertRecord>> ListExperts();
   // Queries of the given datasets (all when empty), in insertion order.
   StatusOr<std::vector<QueryRecord>> ListQueries(const std::vector<std::string>& datasets = {});
   StatusOr<std::vector<std::string>> ListDatasets();
+  // Every dataset with its query and outcome counts, by name.
+  StatusOr<std::vector<DatasetInfo>> DescribeDatasets();
+  // Deletes the dataset's queries with their outcomes and responses; returns how many queries went (0 when none).
+  // Experts stay: they are shared by datasets. Call it inside a Transaction to make it part of an all-or-nothing
+  // change (e.g. a re-import).
+  StatusOr<int64_t> DeleteDataset(const std::string& dataset);
   // Calls `fn` for every outcome, ordered by query then expert.
   Status ForEachOutcome(const std::function<void(const OutcomeRecord&)>& fn);
   // The recorded answer, or NotFound.
   StatusOr<std::string> GetResponse(int64_t query_id, int64_t expert_id);
 
-  int64_t CountRows(const std::string& table);
+  // Rows in `table`; the database's error (e.g. no such table) as a Status.
+  StatusOr<int64_t> CountRows(const std::string& table);
 
  private:
   struct Impl;

@@ -40,21 +40,26 @@ Command AddBenchCommand(CLI::App& root) {
       ->check(CLI::ExistingDirectory);
   app->add_option("--train", o->train, "train dataset folder (with --test)")->check(CLI::ExistingDirectory);
   app->add_option("--test", o->test, "test dataset folder (with --train)")->check(CLI::ExistingDirectory);
-  app->add_option("--test-fraction", o->test_fraction, "share of DIR's queries held out for test (default 0.5)");
-  app->add_option("--seed", o->seed, "seed of the split, the folds and the predictors (default 0)");
+  app->add_option("--test-fraction", o->test_fraction, "share of DIR's queries held out for test (default 0.5)")
+      ->check(Fraction());
+  app->add_option("--seed", o->seed, "seed of the split, the folds and the predictors (default 0)")
+      ->check(NonNegativeInt());
   app->add_option("--experts", o->experts, "restrict the pool to these experts (comma-separated)")->delimiter(',');
   app->add_option("--routers", o->routers, "benchmark only these predictors (default: all)")->delimiter(',');
   app->add_option("--default-candidates", o->candidates,
                   "shortlist for choosing the default router by cross-validation on train (default: every router)")
       ->delimiter(',');
-  app->add_option("--cv-folds", o->cv_folds, "folds for choosing the default router (default 3)");
-  app->add_option("--lambdas", o->lambdas, "log-spaced lambdas per router besides 0 (default 40)");
+  app->add_option("--cv-folds", o->cv_folds, "folds for choosing the default router (default 3)")->check(PositiveInt());
+  app->add_option("--lambdas", o->lambdas, "log-spaced lambdas per router besides 0 (default 40)")
+      ->check(NonNegativeInt());
   app->add_option("--breakpoint-lambdas", o->breakpoint_lambdas,
                   "also sweep up to this many lambdas between the exact break-points of the assignment (default 1500, "
-                  "0 = off)");
+                  "0 = off)")
+      ->check(NonNegativeInt());
   app->add_option("--dev-split", o->dev_split,
                   "development mode: ignore the test split; split the TRAIN split in halves with this seed and bench "
-                  "on those (inner train / validation)");
+                  "on those (inner train / validation)")
+      ->check(NonNegativeInt());
   app->add_flag("--no-inner-cv", o->no_inner_cv, "train routers without their own hyper-parameter cross-validation");
   app->add_option("--json", o->json, "write the results as JSON to this file");
   app->add_option("--report", o->report, "write an HTML report (index.html) into this folder");

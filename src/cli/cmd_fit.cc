@@ -75,7 +75,7 @@ Command AddFitCommand(CLI::App& root) {
   app->add_option("--predictor", o->predictor, "predictor name (default: " + o->predictor + ")");
   app->add_option("--dataset", o->datasets, "only these datasets (default: all)")->delimiter(',');
   app->add_option("--experts", o->experts, "only these experts, in this order (default: all)")->delimiter(',');
-  app->add_option("--seed", o->seed, "random seed (default: 0)");
+  app->add_option("--seed", o->seed, "random seed (default: 0)")->check(NonNegativeInt());
   app->add_flag("--no-cv", o->no_cv, "use default hyper-parameters instead of cross-validating");
   app->add_flag("--no-holdout", o->no_holdout, "skip the 80/20 held-out quality estimate");
   return {app, [o]() -> Status {

@@ -29,7 +29,7 @@ Command AddRouteCommand(CLI::App& root) {
   auto o = std::make_shared<Opts>();
   app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
   app->add_option("--model", o->model, "model file written by `baton fit`")->required()->check(CLI::ExistingFile);
-  app->add_option("--budget", o->budget, "total budget in USD for all the queries")->required();
+  app->add_option("--budget", o->budget, "total budget in USD for all the queries")->required()->check(NonNegative());
   app->add_option("--dataset", o->datasets, "only these datasets (default: all)")->delimiter(',');
   app->add_option("--experts", o->experts, "route only to these experts (default: all the model knows)")
       ->delimiter(',');

@@ -24,8 +24,13 @@ Command AddStatsCommand(CLI::App& root) {
   return {
       app, [o]() -> Status {
         BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
+        BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, o->datasets));
         BATON_ASSIGN_OR_RETURN(Dataset ds, LoadDataset(*store, {.datasets = o->datasets}));
-        const DatasetStats s = ComputeStats(ds);
+        DatasetStats s = ComputeStats(ds);
+        if (!o->datasets.empty()) {
+          // The database's other experts have no outcome in these datasets: rows of nothing, left out.
+          std::erase_if(s.experts, [](const auto& e) { return e.observed == 0; });
+        }
         if (o->json) {
           fmt::print("{}\n", StatsToJson(s).dump(2));
           return Status::Ok();

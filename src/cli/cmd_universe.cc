@@ -25,9 +25,10 @@ Command AddUniverseCommand(CLI::App& root) {
   };
   auto o = std::make_shared<Opts>();
   app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
-  app->add_option("--k", o->k, "at most this many experts")->required();
+  app->add_option("--k", o->k, "at most this many experts")->required()->check(PositiveInt());
   app->add_option("--max-cost", o->max_cost,
-                  "serving budget in USD per query: the picked experts' mean costs per query must sum within it");
+                  "serving budget in USD per query: the picked experts' mean costs per query must sum within it")
+      ->check(NonNegative());
   app->add_option("--dataset", o->datasets, "only these datasets (default: all)")->delimiter(',');
   app->add_option("--experts", o->experts, "the candidate pool (default: every expert)")->delimiter(',');
   app->add_option("--json", o->json, "also write the picks to this JSON file");

@@ -22,6 +22,7 @@ Command AddImportCommand(CLI::App& root);
 Command AddImportWideCommand(CLI::App& root);
 Command AddExportWideCommand(CLI::App& root);
 Command AddStatsCommand(CLI::App& root);
+Command AddDatasetsCommand(CLI::App& root);
 Command AddFitCommand(CLI::App& root);
 Command AddBenchCommand(CLI::App& root);
 Command AddUniverseCommand(CLI::App& root);

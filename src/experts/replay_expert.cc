@@ -110,7 +110,7 @@ StatusOr<std::unique_ptr<ExpertBackend>> MakeReplayExpert(const ExpertConfig& co
     return Status::InvalidArgument(where + " needs replay_dir (a dataset folder) or replay_db (a baton database)");
   }
 
-  std::optional<int64_t> expert_id = store->FindExpert(model);
+  BATON_ASSIGN_OR_RETURN(std::optional<int64_t> expert_id, store->FindExpert(model));
   if (!expert_id) {
     BATON_ASSIGN_OR_RETURN(std::vector<ExpertRecord> experts, store->ListExperts());
     std::string names;

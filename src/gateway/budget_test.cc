@@ -92,7 +92,9 @@ TEST(BudgetTest, StoreMigratesSchemaV1ToV2) {
   }
   auto s = Store::Open(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_TRUE((*s)->FindExpert("old").has_value());
+  auto old = (*s)->FindExpert("old");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old->has_value());
   ASSERT_TRUE((*s)->UpsertClientBudget({"abc", "k", 2.0, 0.5, 0}).ok());
   ASSERT_TRUE((*s)->UpsertClientBudget({"abc", "renamed", 3.0, 0, 0}).ok());  // keeps what was spent
   ASSERT_TRUE((*s)->SetClientSpend("abc", 0.75, 0.25).ok());

@@ -67,7 +67,7 @@ bool Recorder::RecordOutcome(LiveOutcome o) {
   return Enqueue([o = std::move(o)](Store& s) -> Status {
     // Without the prompt (record_prompts: false) nothing of it is stored: the query is named by the request's id.
     const std::string external_id = o.prompt.empty() ? o.request_id : Sha256Hex(o.prompt).substr(0, 32);
-    std::optional<int64_t> q = s.FindQuery("live", external_id);
+    BATON_ASSIGN_OR_RETURN(std::optional<int64_t> q, s.FindQuery("live", external_id));
     if (!q) {
       QueryRecord query;
       query.external_id = external_id;

@@ -1,5 +1,7 @@
 #include "ingest/csv.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "ingest/text_file.h"
@@ -116,8 +118,47 @@ StatusOr<size_t> CsvHeader::Require(std::string_view column) const {
   if (i >= 0) return static_cast<size_t>(i);
   std::string all;
   for (const auto& n : names_) all += (all.empty() ? "" : ", ") + n;
-  return Status::InvalidArgument(
-      fmt::format("{}: missing column '{}' in the header (columns are: {})", Where(file_, 1), column, all));
+  return Status::InvalidArgument(fmt::format("{}: missing column '{}' in the header (columns are: {}){}",
+                                             Where(file_, 1), column, all, SeparatorHint()));
+}
+
+std::string CsvHeader::SeparatorHint() const {
+  if (names_.size() != 1) return "";
+  const std::pair<char, const char*> separators[] = {{';', "';'"}, {'\t', "tab"}, {'|', "'|'"}};
+  for (const auto& [c, name] : separators) {
+    if (names_[0].find(c) == std::string::npos) continue;
+    return fmt::format(
+        "; it looks {}-separated, but baton reads comma-separated CSV (pandas: df.to_csv(path) with the default "
+        "sep=',')",
+        name);
+  }
+  return "";
+}
+
+Status CsvHeader::CheckKnown(const std::vector<std::string>& known) const {
+  if (std::string hint = SeparatorHint(); !hint.empty()) {
+    return Status::InvalidArgument(fmt::format("{}: one column named '{}'{}", Where(file_, 1), names_[0], hint));
+  }
+  std::vector<std::string> unknown;
+  for (size_t i = 0; i < names_.size(); ++i) {
+    const std::string& n = names_[i];
+    if (std::find(known.begin(), known.end(), n) != known.end()) continue;
+    if (n.empty()) {
+      unknown.push_back(
+          fmt::format("column {} has no name (a pandas index? write the file with "
+                      "df.to_csv(path, index=False))",
+                      i + 1));
+      continue;
+    }
+    const std::string near = ClosestName(n, known);
+    unknown.push_back(fmt::format("'{}'{}", n, near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+  }
+  if (unknown.empty()) return Status::Ok();
+  std::string list, valid;
+  for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
+  for (const auto& k : known) valid += (valid.empty() ? "" : ", ") + k;
+  return Status::InvalidArgument(fmt::format("{}: unknown column{} {}; the valid columns are: {}", Where(file_, 1),
+                                             unknown.size() > 1 ? "s" : "", list, valid));
 }
 
 void CsvWriter::Row(const std::vector<std::string>& fields) {

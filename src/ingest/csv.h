@@ -60,6 +60,12 @@ class CsvHeader {
 
   // Index of `column`, or InvalidArgument "file:1: missing column 'x' (columns are: a, b, c)".
   StatusOr<size_t> Require(std::string_view column) const;
+  // OK when every column is one of `known`; otherwise InvalidArgument naming the file, each unknown column (with
+  // the known name it is closest to) and the known ones. For files with a fixed set of columns, where a misspelt
+  // optional column (a price, a cost) would otherwise be read as absent without a word.
+  Status CheckKnown(const std::vector<std::string>& known) const;
+  // " (looks like ';'-separated; ...)" when the header reads as one column holding ';' or tabs, "" otherwise.
+  std::string SeparatorHint() const;
   // Index of `column` or -1.
   int Find(std::string_view column) const;
   size_t size() const { return names_.size(); }

@@ -10,7 +10,8 @@ StatusOr<int64_t> ImportState::QueryId(Store& store, std::string_view external_i
                                        size_t line) {
   const std::string key(external_id);
   if (auto it = query.find(key); it != query.end()) return it->second.first;
-  if (auto id = store.FindQuery(summary.dataset, key)) return *id;
+  BATON_ASSIGN_OR_RETURN(std::optional<int64_t> id, store.FindQuery(summary.dataset, key));
+  if (id) return *id;
   return Status::InvalidArgument(
       fmt::format("{}: query '{}' does not exist (not in queries.jsonl nor in dataset '{}' of the database)",
                   Where(file, line), key, summary.dataset));
@@ -19,7 +20,8 @@ StatusOr<int64_t> ImportState::QueryId(Store& store, std::string_view external_i
 StatusOr<int64_t> ImportState::ExpertId(Store& store, std::string_view name, const std::string& file, size_t line) {
   const std::string key(name);
   if (auto it = expert_id.find(key); it != expert_id.end()) return it->second;
-  if (auto id = store.FindExpert(key)) {
+  BATON_ASSIGN_OR_RETURN(std::optional<int64_t> id, store.FindExpert(key));
+  if (id) {
     expert_id.emplace(key, *id);
     return *id;
   }
@@ -45,6 +47,10 @@ StatusOr<double> ParseScore(std::string_view s, const std::string& file, size_t 
 
 StatusOr<double> ParseNonNegative(std::string_view s, const char* what, const std::string& file, size_t line) {
   std::optional<double> v = ParseDouble(s);
+  if (!v && IsNanLike(s)) {
+    return Status::InvalidArgument(fmt::format("{}: {} '{}' is not a number; leave the cell blank when it is unknown",
+                                               Where(file, line), what, s));
+  }
   if (!v) return Status::InvalidArgument(fmt::format("{}: {} '{}' is not a number", Where(file, line), what, s));
   if (*v < 0) return Status::InvalidArgument(fmt::format("{}: {} {} is negative", Where(file, line), what, s));
   return *v;
@@ -68,6 +74,10 @@ Status AddQuery(Store& store, const QueryRecord& q, const std::string& file, siz
                                              q.external_id, it->second.second));
   }
   StatusOr<int64_t> id = store.InsertQuery(q);
+  if (id.status().code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists(fmt::format("{}: {} (re-import the dataset with --replace, or name it with --dataset)",
+                                             Where(file, line), id.status().message()));
+  }
   if (!id.ok()) return id.status().WithContext(Where(file, line));
   st.query.emplace(q.external_id, std::make_pair(*id, line));
   ++st.summary.queries;

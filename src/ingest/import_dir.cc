@@ -25,6 +25,7 @@ Status ImportModels(Store& store, const std::string& path, ingest::ImportState& 
   BATON_ASSIGN_OR_RETURN(bool has_header, r.Next(&f));
   if (!has_header) return Status::InvalidArgument(fmt::format("{}: empty file, expected a header", path));
   CsvHeader h(f, path);
+  BATON_RETURN_IF_ERROR(h.CheckKnown({"model", "params_b", "usd_per_mtok_in", "usd_per_mtok_out", "price_source"}));
   BATON_ASSIGN_OR_RETURN(size_t c_model, h.Require("model"));
   const int c_params = h.Find("params_b"), c_in = h.Find("usd_per_mtok_in"), c_out = h.Find("usd_per_mtok_out"),
             c_src = h.Find("price_source");
@@ -112,6 +113,7 @@ Status ImportOutcomes(Store& store, const std::string& path, ingest::ImportState
   BATON_ASSIGN_OR_RETURN(bool has_header, r.Next(&f));
   if (!has_header) return Status::InvalidArgument(fmt::format("{}: empty file, expected a header", path));
   CsvHeader h(f, path);
+  BATON_RETURN_IF_ERROR(h.CheckKnown({"query_id", "model", "score", "cost_usd", "tokens_in", "tokens_out"}));
   BATON_ASSIGN_OR_RETURN(size_t c_query, h.Require("query_id"));
   BATON_ASSIGN_OR_RETURN(size_t c_model, h.Require("model"));
   BATON_ASSIGN_OR_RETURN(size_t c_score, h.Require("score"));
@@ -124,6 +126,13 @@ Status ImportOutcomes(Store& store, const std::string& path, ingest::ImportState
     BATON_ASSIGN_OR_RETURN(int64_t qid, st.QueryId(store, f[c_query], path, line));
     BATON_ASSIGN_OR_RETURN(int64_t eid, st.ExpertId(store, f[c_model], path, line));
     ingest::CellValues v;
+    if (f[c_score].empty() || ingest::IsNanLike(f[c_score])) {
+      // A row of outcomes.csv is an observation; an unobserved (query, model) pair is a row left out.
+      return Status::InvalidArgument(
+          fmt::format("{}: score is {}: outcomes.csv lists observed pairs only; leave out the row of a pair that "
+                      "was not observed",
+                      Where(path, line), f[c_score].empty() ? "blank" : "'" + std::string(f[c_score]) + "'"));
+    }
     BATON_ASSIGN_OR_RETURN(v.score, ingest::ParseScore(f[c_score], path, line));
     if (c_cost >= 0 && !f[c_cost].empty()) {
       BATON_ASSIGN_OR_RETURN(v.cost, ingest::ParseNonNegative(f[c_cost], "cost_usd", path, line));
@@ -172,6 +181,10 @@ StatusOr<ImportSummary> ImportDir(Store& store, const std::string& dir, const Im
     if (st.summary.dataset.empty()) st.summary.dataset = root.filename().string();
   }
   BATON_ASSIGN_OR_RETURN(Store::Transaction tx, store.Begin());
+  if (options.replace) {
+    BATON_ASSIGN_OR_RETURN(int64_t gone, store.DeleteDataset(st.summary.dataset));
+    st.summary.replaced_queries = static_cast<size_t>(gone);
+  }
   BATON_RETURN_IF_ERROR(ImportModels(store, (root / "models.csv").string(), st));
   BATON_RETURN_IF_ERROR(ImportQueries(store, (root / "queries.jsonl").string(), st.summary.dataset, st));
   BATON_RETURN_IF_ERROR(ImportOutcomes(store, (root / "outcomes.csv").string(), st));

@@ -41,6 +41,7 @@ StatusOr<std::vector<ModelColumns>> ResolveModelColumns(const CsvHeader& h, cons
   if (names.empty()) {
     const std::unordered_set<std::string> ignore(o.ignore_cols.begin(), o.ignore_cols.end());
     for (const std::string& c : h.names()) {
+      if (c.empty()) continue;  // the pandas index column, checked by ImportWide
       if (!reserved.count(c) && !ignore.count(c) && c.find('|') == std::string::npos) names.push_back(c);
     }
   }
@@ -93,11 +94,31 @@ StatusOr<ImportSummary> ImportWide(Store& store, const std::string& path, const 
     BATON_ASSIGN_OR_RETURN(size_t d, h.Require(o.domain_col));
     c_domain = static_cast<int>(d);
   }
+  // pandas' df.to_csv() writes the row index as a first column with an empty name. That one is skipped (its values
+  // are checked to be 0, 1, 2, ... below); any other unnamed column is refused, as its role cannot be guessed.
+  const bool pandas_index = !h.names().empty() && h.names()[0].empty();
+  for (size_t i = pandas_index ? 1 : 0; i < h.size(); ++i) {
+    if (!h.names()[i].empty()) continue;
+    return Status::InvalidArgument(
+        fmt::format("{}: column {} has no name in the header; name it (and pass --ignore-col NAME when it holds "
+                    "no model's scores){}",
+                    Where(path, 1), i + 1, h.SeparatorHint()));
+  }
   BATON_ASSIGN_OR_RETURN(std::vector<ModelColumns> models, ResolveModelColumns(h, o, path));
 
   ingest::ImportState st;
+  if (pandas_index) {
+    st.summary.notes.push_back(fmt::format(
+        "{}: skipped the unnamed first column (the row index pandas writes; df.to_csv(path, index=False) leaves it "
+        "out)",
+        path));
+  }
   st.summary.dataset = o.dataset.empty() ? std::filesystem::path(path).stem().string() : o.dataset;
   BATON_ASSIGN_OR_RETURN(Store::Transaction tx, store.Begin());
+  if (o.replace) {
+    BATON_ASSIGN_OR_RETURN(int64_t gone, store.DeleteDataset(st.summary.dataset));
+    st.summary.replaced_queries = static_cast<size_t>(gone);
+  }
   for (ModelColumns& m : models) {
     ExpertRecord e;
     e.name = m.name;
@@ -109,6 +130,12 @@ StatusOr<ImportSummary> ImportWide(Store& store, const std::string& path, const 
     if (!more) break;
     const size_t line = r.line();
     BATON_RETURN_IF_ERROR(ingest::CheckFieldCount(f, h, path, line));
+    if (pandas_index && f[0] != std::to_string(st.summary.queries)) {
+      return Status::InvalidArgument(fmt::format(
+          "{}: the unnamed first column holds '{}' where a pandas row index holds {}; name the column in the "
+          "header (and pass --ignore-col NAME) or write the file with df.to_csv(path, index=False)",
+          Where(path, line), f[0], st.summary.queries));
+    }
     QueryRecord q;
     q.external_id = std::string(f[c_query]);
     if (q.external_id.empty()) return Status::InvalidArgument(fmt::format("{}: empty query id", Where(path, line)));
@@ -121,6 +148,12 @@ StatusOr<ImportSummary> ImportWide(Store& store, const std::string& path, const 
       const std::string_view cell = f[m.score];
       if (cell.empty()) continue;  // not observed
       ingest::CellValues v;
+      if (ingest::IsNanLike(cell)) {
+        return Status::InvalidArgument(
+            fmt::format("{}: score '{}' in column '{}' is not a number; a blank cell means 'not observed', so write "
+                        "missing scores as empty cells (pandas does unless to_csv is given na_rep)",
+                        Where(path, line), cell, m.name));
+      }
       StatusOr<double> score = ingest::ParseScore(cell, path, line);
       if (!score.ok()) {
         return Status::InvalidArgument(fmt::format("{} in column '{}' (name non-score columns with --ignore-col)",

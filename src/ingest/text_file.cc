@@ -1,6 +1,7 @@
 #include "ingest/text_file.h"
 
 #include <sys/stat.h>
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -88,6 +89,42 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
   return v;
+}
+
+bool IsNanLike(std::string_view s) {
+  for (std::string_view n : {"NaN", "nan", "NAN", "NA", "N/A", "n/a", "<NA>", "null", "NULL", "None"}) {
+    if (s == n) return true;
+  }
+  return false;
+}
+
+namespace {
+// Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours ("alpah") cost 1.
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+}  // namespace
+
+std::string ClosestName(const std::string& name, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const std::string& c : candidates) {
+    const size_t d = EditDistance(name, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  // A third of the name (1 to 3 edits) still reads as a typo; more is another name.
+  const size_t limit = std::clamp<size_t>(name.size() / 3, 1, 3);
+  return best_d <= limit ? best : std::string();
 }
 
 std::string Where(const std::string& file, size_t line) {

@@ -123,7 +123,8 @@ Status Store::Transaction::Commit() {
 
 StatusOr<int64_t> Store::UpsertExpert(const ExpertRecord& e) {
   if (e.name.empty()) return Status::InvalidArgument("expert name is empty");
-  if (auto id = FindExpert(e.name)) {
+  BATON_ASSIGN_OR_RETURN(std::optional<int64_t> id, FindExpert(e.name));
+  if (id) {
     BATON_ASSIGN_OR_RETURN(Stmt * fill, impl_->Cached(impl_->fill_prices, R"sql(
       UPDATE experts SET params_b = COALESCE(params_b, ?2), usd_per_mtok_in = COALESCE(usd_per_mtok_in, ?3),
         usd_per_mtok_out = COALESCE(usd_per_mtok_out, ?4),
@@ -197,27 +198,29 @@ Status Store::LogRequest(const RequestLogRecord& r) {
   return s->Run();
 }
 
-std::optional<int64_t> Store::FindExpert(const std::string& name) {
-  StatusOr<Stmt*> s = impl_->Cached(impl_->find_expert, "SELECT id FROM experts WHERE name = ?1");
-  if (!s.ok()) return std::nullopt;
-  (*s)->Bind(1, name);
-  StatusOr<bool> row = (*s)->Step();
+namespace {
+// Runs a prepared single-id lookup; resets the cached statement on every path so it can be reused.
+StatusOr<std::optional<int64_t>> LookupId(Stmt& s) {
+  StatusOr<bool> row = s.Step();
   std::optional<int64_t> id;
-  if (row.ok() && *row) id = (*s)->Int(0);
-  (*s)->Reset();
+  if (row.ok() && *row) id = s.Int(0);
+  s.Reset();
+  if (!row.ok()) return row.status();
   return id;
 }
+}  // namespace
 
-std::optional<int64_t> Store::FindQuery(const std::string& dataset, const std::string& external_id) {
-  StatusOr<Stmt*> s =
-      impl_->Cached(impl_->find_query, "SELECT id FROM queries WHERE dataset = ?1 AND external_id = ?2");
-  if (!s.ok()) return std::nullopt;
-  (*s)->Bind(1, dataset).Bind(2, external_id);
-  StatusOr<bool> row = (*s)->Step();
-  std::optional<int64_t> id;
-  if (row.ok() && *row) id = (*s)->Int(0);
-  (*s)->Reset();
-  return id;
+StatusOr<std::optional<int64_t>> Store::FindExpert(const std::string& name) {
+  BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->find_expert, "SELECT id FROM experts WHERE name = ?1"));
+  s->Bind(1, name);
+  return LookupId(*s);
+}
+
+StatusOr<std::optional<int64_t>> Store::FindQuery(const std::string& dataset, const std::string& external_id) {
+  BATON_ASSIGN_OR_RETURN(
+      Stmt * s, impl_->Cached(impl_->find_query, "SELECT id FROM queries WHERE dataset = ?1 AND external_id = ?2"));
+  s->Bind(1, dataset).Bind(2, external_id);
+  return LookupId(*s);
 }
 
 StatusOr<std::vector<ExpertRecord>> Store::ListExperts() {
@@ -265,6 +268,34 @@ StatusOr<std::vector<std::string>> Store::ListDatasets() {
     out.emplace_back(s.Text(0));
   }
   return out;
+}
+
+StatusOr<std::vector<DatasetInfo>> Store::DescribeDatasets() {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+    SELECT q.dataset, COUNT(DISTINCT q.id), COUNT(o.query_id) FROM queries q LEFT JOIN outcomes o ON o.query_id = q.id
+    GROUP BY q.dataset ORDER BY q.dataset)sql"));
+  std::vector<DatasetInfo> out;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({std::string(s.Text(0)), s.Int(1), s.Int(2)});
+  }
+  return out;
+}
+
+StatusOr<int64_t> Store::DeleteDataset(const std::string& dataset) {
+  // Children first: outcomes and responses reference queries (foreign keys are on).
+  for (const char* table : {"outcomes", "responses"}) {
+    BATON_ASSIGN_OR_RETURN(Stmt s,
+                           impl_->db.Prepare(fmt::format(
+                               "DELETE FROM {} WHERE query_id IN (SELECT id FROM queries WHERE dataset = ?1)", table)));
+    s.Bind(1, dataset);
+    BATON_RETURN_IF_ERROR(s.Run());
+  }
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare("DELETE FROM queries WHERE dataset = ?1"));
+  s.Bind(1, dataset);
+  BATON_RETURN_IF_ERROR(s.Run());
+  return impl_->db.Changes();
 }
 
 Status Store::ForEachOutcome(const std::function<void(const OutcomeRecord&)>& fn) {
@@ -332,11 +363,11 @@ StatusOr<std::vector<ClientBudgetRecord>> Store::ListClientBudgets() {
   return out;
 }
 
-int64_t Store::CountRows(const std::string& table) {
-  StatusOr<Stmt> s = impl_->db.Prepare(fmt::format("SELECT COUNT(*) FROM \"{}\"", table));
-  if (!s.ok()) return -1;
-  StatusOr<bool> row = s->Step();
-  return row.ok() && *row ? s->Int(0) : -1;
+StatusOr<int64_t> Store::CountRows(const std::string& table) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(fmt::format("SELECT COUNT(*) FROM \"{}\"", table)));
+  BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::Internal(fmt::format("COUNT(*) of {} returned no row", table));
+  return s.Int(0);
 }
 
 }  // namespace baton

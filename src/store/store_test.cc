@@ -17,14 +17,14 @@ TEST(StoreTest, TransactionRollsBackUnlessCommitted) {
     ASSERT_TRUE(tx.ok());
     ASSERT_TRUE((*store)->UpsertExpert({.name = "a"}).ok());
   }  // no commit
-  EXPECT_EQ((*store)->CountRows("experts"), 0);
+  EXPECT_EQ((*store)->CountRows("experts").value_or(-1), 0);
   {
     auto tx = (*store)->Begin();
     ASSERT_TRUE(tx.ok());
     ASSERT_TRUE((*store)->UpsertExpert({.name = "a"}).ok());
     ASSERT_TRUE(tx->Commit().ok());
   }
-  EXPECT_EQ((*store)->CountRows("experts"), 1);
+  EXPECT_EQ((*store)->CountRows("experts").value_or(-1), 1);
 }
 
 TEST(StoreTest, UpsertExpertFillsUnknownPricesOnly) {
@@ -58,7 +58,7 @@ TEST(StoreTest, ConstraintsHoldInTheDatabaseItself) {
   o.source = OutcomeSource::kLive;
   EXPECT_TRUE(s.InsertOutcome(o).ok());  // live observations may repeat
   EXPECT_TRUE(s.InsertOutcome(o).ok());
-  EXPECT_EQ(s.CountRows("outcomes"), 3);
+  EXPECT_EQ(s.CountRows("outcomes").value_or(-1), 3);
 }
 
 TEST(StoreTest, RequestLogAndResponses) {
@@ -66,7 +66,7 @@ TEST(StoreTest, RequestLogAndResponses) {
   ASSERT_TRUE(store.ok());
   Store& s = **store;
   ASSERT_TRUE(s.LogRequest({.client_key_hash = "h", .expert = "m", .http_status = 200, .cost_usd = 0.1}).ok());
-  EXPECT_EQ(s.CountRows("requests"), 1);
+  EXPECT_EQ(s.CountRows("requests").value_or(-1), 1);
   auto e = s.UpsertExpert({.name = "m"});
   auto q = s.InsertQuery({.external_id = "q", .text = "t"});
   ASSERT_TRUE(s.PutResponse(*q, *e, "answer").ok());
@@ -88,6 +88,30 @@ TEST(StoreTest, RefusesNonDatabaseAndNewerSchema) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("newer baton"), std::string::npos);
+}
+
+// Issue 10, item 11: a database error is an error, not "not found" (which made UpsertExpert insert) nor a -1 count.
+TEST(StoreTest, LookupsReportDatabaseErrors) {
+  testing::TempDir tmp;
+  const std::string db = tmp.path() + "/broken.db";
+  auto store = Store::Open(db);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Store& s = **store;
+  auto found = s.FindExpert("absent");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_FALSE(found->has_value());  // absent is not an error
+  ASSERT_EQ(std::system(("sqlite3 " + db +
+                         " 'DROP TABLE outcomes; DROP TABLE responses; DROP TABLE experts; "
+                         "DROP TABLE queries'")
+                            .c_str()),
+            0);
+  EXPECT_FALSE(s.FindExpert("m").ok());
+  EXPECT_FALSE(s.FindQuery("d", "q").ok());
+  EXPECT_FALSE(s.UpsertExpert({.name = "m"}).ok());
+  auto n = s.CountRows("experts");
+  ASSERT_FALSE(n.ok());
+  EXPECT_NE(n.status().message().find("no such table"), std::string::npos) << n.status().ToString();
+  EXPECT_FALSE(s.CountRows("no_such_table").ok());
 }
 
 TEST(StoreTest, UsesWal) {

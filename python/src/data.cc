@@ -57,7 +57,8 @@ StatusOr<Dataset> FromColumns(const FrameColumns& f) {
   std::vector<int64_t> expert_id(ne);
   for (size_t e = 0; e < ne; ++e) {
     if (f.experts[e].empty()) return Status::InvalidArgument("a model name is empty");
-    if (store->FindExpert(f.experts[e])) {
+    BATON_ASSIGN_OR_RETURN(std::optional<int64_t> existing, store->FindExpert(f.experts[e]));
+    if (existing) {
       return Status::InvalidArgument(fmt::format("model '{}' is named twice", f.experts[e]));
     }
     BATON_ASSIGN_OR_RETURN(expert_id[e], store->UpsertExpert({.name = f.experts[e]}));

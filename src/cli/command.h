@@ -26,6 +26,7 @@ Command AddFitCommand(CLI::App& root);
 Command AddBenchCommand(CLI::App& root);
 Command AddUniverseCommand(CLI::App& root);
 Command AddRouteCommand(CLI::App& root);
+Command AddPredictCommand(CLI::App& root);
 Command AddServeCommand(CLI::App& root);
 
 // Shared helpers for command files.

@@ -19,6 +19,7 @@ int Run(int argc, char** argv) {
       baton::cli::AddImportCommand(app),   baton::cli::AddImportWideCommand(app), baton::cli::AddExportWideCommand(app),
       baton::cli::AddStatsCommand(app),    baton::cli::AddFitCommand(app),        baton::cli::AddBenchCommand(app),
       baton::cli::AddUniverseCommand(app), baton::cli::AddRouteCommand(app),      baton::cli::AddServeCommand(app),
+      baton::cli::AddPredictCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -159,7 +159,13 @@ void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test,
   };
   int op = best_within(bs_cost);
   if (op < 0) op = best_within(std::numeric_limits<double>::infinity());
-  if (op >= 0) r.domain_accuracy = DomainAccuracy(test, choice_at(op));
+  if (op >= 0) {
+    r.choice = choice_at(op);
+    r.domain_accuracy = DomainAccuracy(test, r.choice);
+    r.choice_lambda = r.curve[op].lambda;
+    r.choice_accuracy = r.curve[op].accuracy;
+    r.choice_cost_per_query = r.curve[op].cost_per_query;
+  }
   for (double f : tier_budgets) {
     TierShare t{.budget_fraction = f};
     const int i = best_within(f * bs_cost);
@@ -205,6 +211,7 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   BenchResult b;
   b.train_queries = train.num_queries();
   b.test_queries = test.num_queries();
+  for (const QueryRecord& q : test.queries()) b.test_query_ids.push_back(q.external_id);
   for (const ExpertRecord& e : train.experts()) b.experts.push_back(e.name);
   b.domains = test.domains();
   b.singles = EvaluateSingles(test);

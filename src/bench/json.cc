@@ -60,6 +60,13 @@ json RouterJson(const RouterResult& r, const BenchResult& b) {
                      {"expensive", Num(t.share[2])}});
   }
   j["tier_share"] = std::move(tiers);
+  if (!r.choice.empty()) {
+    // Compact: one expert index per test query, aligned with the top-level test_query_ids (-1 = none).
+    j["choices"] = {{"lambda", Num(r.choice_lambda)},
+                    {"accuracy", Num(r.choice_accuracy)},
+                    {"cost_per_query", Num(r.choice_cost_per_query)},
+                    {"expert_index", r.choice}};
+  }
   return j;
 }
 
@@ -81,6 +88,7 @@ json BenchResultToJson(const BenchResult& r) {
   return {{"train_queries", r.train_queries},
           {"test_queries", r.test_queries},
           {"experts", r.experts},
+          {"test_query_ids", r.test_query_ids},
           {"best_single", PointJson(r.best_single)},
           {"best_single_domain_accuracy", DomainsJson(r.domains, r.best_single_domain_accuracy)},
           {"oracle", {{"accuracy", Num(r.oracle.accuracy)}, {"cost_per_query", Num(r.oracle.cost_per_query)}}},

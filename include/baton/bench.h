@@ -183,6 +183,10 @@ struct BenchResult {
   std::vector<int> expert_tier;             // PriceTiers of mean train cost
   std::vector<std::string> domains;         // of the test split
   std::vector<std::string> test_query_ids;  // QueryRecord::external_id of each test query, in order
+  // Fewer than two distinct mean train costs among the experts: every router collapses to one point and price tiers
+  // mean nothing, so the report warns and labels none.
+  bool prices_degenerate = false;
+  std::string provenance;  // how the run was made (command line, seed, baton version, date); set by the caller
   std::vector<ExpertPoint> singles;
   ExpertPoint best_single, oracle, random;
   std::vector<double> best_single_domain_accuracy;

@@ -223,6 +223,13 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   std::vector<double> train_cost(ne);
   for (size_t e = 0; e < ne; ++e) train_cost[e] = train.MeanCost(e);
   b.expert_tier = PriceTiers(train_cost);
+  {
+    std::vector<double> known;
+    for (double c : train_cost)
+      if (std::isfinite(c)) known.push_back(c);
+    const auto [lo, hi] = std::minmax_element(known.begin(), known.end());
+    b.prices_degenerate = known.size() < 2 || *hi - *lo <= 1e-9 * std::max(1e-12, std::abs(*hi));
+  }
   const int strong = ne == 2 ? static_cast<int>(best) : -1, weak = ne == 2 ? 1 - static_cast<int>(best) : -1;
 
   // Default router: cross-validation inside train among a shortlist.

@@ -1,7 +1,10 @@
 // baton bench: train every router on a train split, sweep it on a test split, compare with baselines.
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -48,6 +51,24 @@ Status CheckBenchable(const Dataset& train, const Dataset& test, bool cold_start
         Join(no_cost)));
   }
   return Status::Ok();
+}
+
+// The command line as typed (Linux: /proc/self/cmdline), for the report's provenance line.
+std::string CommandLine() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), out;
+  for (char c : all) out += c == '\0' ? ' ' : c;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out.empty() ? "baton bench" : out;
+}
+
+std::string UtcNow() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
 }
 
 struct DbSplits {
@@ -207,6 +228,12 @@ Command AddBenchCommand(CLI::App& root) {
             opts.cross_validate = !o->no_inner_cv;
             opts.progress = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
             BATON_ASSIGN_OR_RETURN(BenchResult r, RunBench(train, test, opts));
+            r.provenance = fmt::format("{}; seed {}; {}; {}", CommandLine(), o->seed, kBatonVersion, UtcNow());
+            if (r.prices_degenerate) {
+              fmt::print(stderr,
+                         "warning: the experts' mean costs are equal (or unknown): every router collapses to one "
+                         "cost; the cost figures and price tiers say nothing\n");
+            }
 
             fmt::print("{} train / {} test queries, {} experts\n", r.train_queries, r.test_queries, r.experts.size());
             fmt::print("best single: {} (accuracy {:.3f}, ${:.3g}/query); oracle {:.3f} at ${:.3g}/query\n",

@@ -17,12 +17,13 @@ using testing::RunBaton;
 // queries whose index is divisible by (i + 2), so experts differ. With `priced`, models.csv has list prices and
 // outcomes.csv has costs; without, neither (costs cannot be known).
 std::string WriteDataset(const testing::TempDir& tmp, const std::string& name, const std::vector<std::string>& experts,
-                         int n, bool priced = true) {
+                         int n, bool priced = true, bool equal_prices = false) {
   std::string models = "model,params_b,usd_per_mtok_in,usd_per_mtok_out,price_source\n";
   std::string outcomes = "query_id,model,score,cost_usd,tokens_in,tokens_out\n";
   std::string queries;
   for (size_t i = 0; i < experts.size(); ++i) {
-    models += experts[i] + ",," + (priced ? std::to_string(i + 1) + "," + std::to_string(2 * (i + 1)) : ",") + ",t\n";
+    const size_t p = equal_prices ? 1 : i + 1;
+    models += experts[i] + ",," + (priced ? std::to_string(p) + "," + std::to_string(2 * p) : ",") + ",t\n";
   }
   for (int q = 0; q < n; ++q) {
     const std::string id = name + "." + std::to_string(q);
@@ -31,7 +32,7 @@ std::string WriteDataset(const testing::TempDir& tmp, const std::string& name, c
     for (size_t i = 0; i < experts.size(); ++i) {
       const bool right = q % static_cast<int>(i + 2) == 0;
       outcomes += id + "," + experts[i] + "," + (right ? "1" : "0") + "," +
-                  (priced ? std::to_string(0.001 * static_cast<double>(i + 1)) : "") + ",10,5\n";
+                  (priced ? std::to_string(0.001 * static_cast<double>(equal_prices ? 1 : i + 1)) : "") + ",10,5\n";
     }
   }
   tmp.Write(name + "/models.csv", models);
@@ -209,6 +210,28 @@ TEST_F(RouteCliTest, BenchReadsADatabase) {
   }
   r = RunBaton("bench --db " + db_ + " --dataset alpha --test-dataset beta --routers domain-prior --lambdas 3");
   EXPECT_NE(r.exit_code, 0) << r.output;  // no expert in common
+}
+
+// Item 9: with equal prices the report warns and labels no price tiers; it records its command, seed, version, date.
+TEST(BenchReportCliTest, EqualPricesAreWarnedAndNotTiered) {
+  testing::TempDir tmp;
+  const std::string dir = WriteDataset(tmp, "same", {"e1", "e2", "e3", "e4"}, 80, true, true);
+  const std::string report = tmp.path() + "/rep", json = tmp.path() + "/b.json";
+  auto r = RunBaton("bench " + dir +
+                    " --routers domain-prior --no-inner-cv --lambdas 3 --breakpoint-lambdas 0 "
+                    "--seed 7 --report " +
+                    report + " --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("equal"), std::string::npos) << r.output;
+  const std::string html = ReadFile(report + "/index.html");
+  EXPECT_EQ(html.find("cheap experts"), std::string::npos);
+  EXPECT_NE(html.find("prices are equal"), std::string::npos);
+  EXPECT_NE(html.find("bench " + dir), std::string::npos);  // the command line
+  EXPECT_NE(html.find("seed 7"), std::string::npos);
+  EXPECT_NE(html.find("baton 0."), std::string::npos);  // the version
+  const auto j = nlohmann::json::parse(ReadFile(json));
+  EXPECT_TRUE(j.contains("price_warning"));
+  EXPECT_FALSE(j.contains("price_tiers"));
 }
 
 // Item 2: when costs cannot be known (no prices, no recorded cost), the cost-dependent commands fail and say why;

@@ -212,6 +212,15 @@ TEST_F(RouteCliTest, BenchReadsADatabase) {
   EXPECT_NE(r.exit_code, 0) << r.output;  // no expert in common
 }
 
+// Item 9: fit --help lists the predictors (the README says so).
+TEST(FitCliTest, HelpListsThePredictors) {
+  auto r = RunBaton("fit --help");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* p : {"factorized", "knn", "routellm-mf", "routerbench-mlp"}) {
+    EXPECT_NE(r.output.find(p), std::string::npos) << p;
+  }
+}
+
 // Item 9: with equal prices the report warns and labels no price tiers; it records its command, seed, version, date.
 TEST(BenchReportCliTest, EqualPricesAreWarnedAndNotTiered) {
   testing::TempDir tmp;

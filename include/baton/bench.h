@@ -165,6 +165,10 @@ struct RouterResult {
   std::vector<double> domain_accuracy;  // per BenchResult::domains, at the acc_at_best_single_cost point (else the
                                         // most accurate point)
   std::vector<TierShare> tiers;         // at the budgets BenchOptions::tier_budgets
+  // Per test query (BenchResult::test_query_ids order), the index into BenchResult::experts chosen at the operating
+  // point: the most accurate curve point within the best single expert's cost (else the most accurate); -1 = none.
+  std::vector<int> choice;
+  double choice_lambda = NAN, choice_accuracy = NAN, choice_cost_per_query = NAN;
 };
 
 struct UniverseStep {
@@ -176,8 +180,13 @@ struct UniverseStep {
 struct BenchResult {
   size_t train_queries = 0, test_queries = 0;
   std::vector<std::string> experts;
-  std::vector<int> expert_tier;      // PriceTiers of mean train cost
-  std::vector<std::string> domains;  // of the test split
+  std::vector<int> expert_tier;             // PriceTiers of mean train cost
+  std::vector<std::string> domains;         // of the test split
+  std::vector<std::string> test_query_ids;  // QueryRecord::external_id of each test query, in order
+  // Fewer than two distinct mean train costs among the experts: every router collapses to one point and price tiers
+  // mean nothing, so the report warns and labels none.
+  bool prices_degenerate = false;
+  std::string provenance;  // how the run was made (command line, seed, baton version, date); set by the caller
   std::vector<ExpertPoint> singles;
   ExpertPoint best_single, oracle, random;
   std::vector<double> best_single_domain_accuracy;

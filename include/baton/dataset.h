@@ -82,6 +82,9 @@ struct DatasetFilter {
   std::vector<std::string> datasets;    // dataset names as stored (folder names); empty = all. Default: all
   std::vector<std::string> experts;     // expert names; empty = all. Default: all
   bool drop_unobserved_queries = true;  // drop queries no selected expert was observed on. Default: true
+  // Outcome sources to read (imported, live, selfplay); empty = all. Default: all. `baton fit` reads only imported
+  // outcomes unless told otherwise: live outcomes recorded by a replay gateway may be copies of test labels.
+  std::vector<OutcomeSource> sources;
 };
 
 // Loads the outcome matrix from the store.

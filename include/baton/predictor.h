@@ -105,11 +105,17 @@ class CostModel {
 // version or a corrupted one is DataLoss / FailedPrecondition with a message that says which; a loaded model
 // predicts bit-for-bit what the saved one did.
 // The model file format version this baton writes and reads.
-inline constexpr uint32_t kModelFormatVersion = 3;  // 2: sub-domains; 3: per-domain cost model
+inline constexpr uint32_t kModelFormatVersion = 4;  // 2: sub-domains; 3: per-domain cost model; 4: training counts
 
 struct RouterModel {
   std::unique_ptr<Predictor> predictor;
   CostModel cost;
+  // Per predictor expert (same order): how many observed outcomes it was trained on. 0 = a cold start, whose
+  // predictions are the predictor's prior and must not be routed to silently. Empty = unknown (treated as trained).
+  std::vector<uint64_t> train_outcomes;
+
+  // Names of the experts trained on no outcome.
+  std::vector<std::string> ColdExperts() const;
 };
 Status SaveModel(const RouterModel& model, const std::string& path);
 StatusOr<RouterModel> LoadModel(const std::string& path);

@@ -159,7 +159,13 @@ void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test,
   };
   int op = best_within(bs_cost);
   if (op < 0) op = best_within(std::numeric_limits<double>::infinity());
-  if (op >= 0) r.domain_accuracy = DomainAccuracy(test, choice_at(op));
+  if (op >= 0) {
+    r.choice = choice_at(op);
+    r.domain_accuracy = DomainAccuracy(test, r.choice);
+    r.choice_lambda = r.curve[op].lambda;
+    r.choice_accuracy = r.curve[op].accuracy;
+    r.choice_cost_per_query = r.curve[op].cost_per_query;
+  }
   for (double f : tier_budgets) {
     TierShare t{.budget_fraction = f};
     const int i = best_within(f * bs_cost);
@@ -205,6 +211,7 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   BenchResult b;
   b.train_queries = train.num_queries();
   b.test_queries = test.num_queries();
+  for (const QueryRecord& q : test.queries()) b.test_query_ids.push_back(q.external_id);
   for (const ExpertRecord& e : train.experts()) b.experts.push_back(e.name);
   b.domains = test.domains();
   b.singles = EvaluateSingles(test);
@@ -216,6 +223,13 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   std::vector<double> train_cost(ne);
   for (size_t e = 0; e < ne; ++e) train_cost[e] = train.MeanCost(e);
   b.expert_tier = PriceTiers(train_cost);
+  {
+    std::vector<double> known;
+    for (double c : train_cost)
+      if (std::isfinite(c)) known.push_back(c);
+    const auto [lo, hi] = std::minmax_element(known.begin(), known.end());
+    b.prices_degenerate = known.size() < 2 || *hi - *lo <= 1e-9 * std::max(1e-12, std::abs(*hi));
+  }
   const int strong = ne == 2 ? static_cast<int>(best) : -1, weak = ne == 2 ? 1 - static_cast<int>(best) : -1;
 
   // Default router: cross-validation inside train among a shortlist.

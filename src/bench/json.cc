@@ -60,6 +60,13 @@ json RouterJson(const RouterResult& r, const BenchResult& b) {
                      {"expensive", Num(t.share[2])}});
   }
   j["tier_share"] = std::move(tiers);
+  if (!r.choice.empty()) {
+    // Compact: one expert index per test query, aligned with the top-level test_query_ids (-1 = none).
+    j["choices"] = {{"lambda", Num(r.choice_lambda)},
+                    {"accuracy", Num(r.choice_accuracy)},
+                    {"cost_per_query", Num(r.choice_cost_per_query)},
+                    {"expert_index", r.choice}};
+  }
   return j;
 }
 
@@ -78,22 +85,30 @@ json BenchResultToJson(const BenchResult& r) {
   static const char* kTier[] = {"cheap", "mid", "expensive"};
   for (size_t e = 0; e < r.experts.size() && e < r.expert_tier.size(); ++e)
     tiers[r.experts[e]] = kTier[r.expert_tier[e]];
-  return {{"train_queries", r.train_queries},
-          {"test_queries", r.test_queries},
-          {"experts", r.experts},
-          {"best_single", PointJson(r.best_single)},
-          {"best_single_domain_accuracy", DomainsJson(r.domains, r.best_single_domain_accuracy)},
-          {"oracle", {{"accuracy", Num(r.oracle.accuracy)}, {"cost_per_query", Num(r.oracle.cost_per_query)}}},
-          {"random", {{"accuracy", Num(r.random.accuracy)}, {"cost_per_query", Num(r.random.cost_per_query)}}},
-          {"singles", std::move(singles)},
-          {"cascade", RouterJson(r.cascade, r)},
-          {"routers", std::move(routers)},
-          {"default_router", r.default_router},
-          {"default_selection", r.default_selection},
-          {"price_tiers", std::move(tiers)},
-          {"universe", std::move(universe)},
-          {"aiq_max_cost", Num(r.max_cost)},
-          {"seconds", Num(r.seconds)}};
+  json j = {{"train_queries", r.train_queries},
+            {"test_queries", r.test_queries},
+            {"experts", r.experts},
+            {"test_query_ids", r.test_query_ids},
+            {"best_single", PointJson(r.best_single)},
+            {"best_single_domain_accuracy", DomainsJson(r.domains, r.best_single_domain_accuracy)},
+            {"oracle", {{"accuracy", Num(r.oracle.accuracy)}, {"cost_per_query", Num(r.oracle.cost_per_query)}}},
+            {"random", {{"accuracy", Num(r.random.accuracy)}, {"cost_per_query", Num(r.random.cost_per_query)}}},
+            {"singles", std::move(singles)},
+            {"cascade", RouterJson(r.cascade, r)},
+            {"routers", std::move(routers)},
+            {"default_router", r.default_router},
+            {"default_selection", r.default_selection},
+
+            {"universe", std::move(universe)},
+            {"aiq_max_cost", Num(r.max_cost)},
+            {"seconds", Num(r.seconds)}};
+  if (r.prices_degenerate) {
+    j["price_warning"] = "the experts' mean costs are equal (or unknown): no price tiers";
+  } else {
+    j["price_tiers"] = std::move(tiers);
+  }
+  if (!r.provenance.empty()) j["provenance"] = r.provenance;
+  return j;
 }
 
 }  // namespace baton

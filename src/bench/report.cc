@@ -51,13 +51,23 @@ std::string CostAccuracyFigure(const BenchResult& r) {
   svg::SvgWriter w(W, H);
   w.Axes(x, y, "realised cost per query (USD, log scale)", "realised accuracy on test");
   // Single experts: grey dots with names; the best single in black.
+  std::vector<std::pair<double, double>> placed;  // label positions
   for (const auto& s : r.singles) {
     if (!std::isfinite(s.accuracy)) continue;
     const bool best = s.expert == r.best_single.expert;
     w.Marker("circle", px(s.cost_per_query), y.Map(s.accuracy), best ? 5 : 4, best ? "#000" : "#999",
              fmt::format("{}: accuracy {:.3f}, ${:.3g}/query", s.expert, s.accuracy, s.cost_per_query));
     std::string name = s.expert.substr(s.expert.rfind('/') == std::string::npos ? 0 : s.expert.rfind('/') + 1);
-    w.Text(px(s.cost_per_query) + 6, y.Map(s.accuracy) + 3, name, 9, "start", best ? "#000" : "#777");
+    // Move a label down until it clears the labels already placed near it (experts at equal prices coincide).
+    double lx = px(s.cost_per_query) + 6, lyy = y.Map(s.accuracy) + 3;
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (const auto& [px0, py0] : placed) {
+        if (std::abs(px0 - lx) < 90 && std::abs(py0 - lyy) < 10) lyy = py0 + 10, moved = true;
+      }
+    }
+    placed.emplace_back(lx, lyy);
+    w.Text(lx, lyy, name, 9, "start", best ? "#000" : "#777");
   }
   double ly = top + 10;
   auto legend_line = [&](std::string_view color, double width, std::string_view dash, const std::string& label) {
@@ -78,9 +88,13 @@ std::string CostAccuracyFigure(const BenchResult& r) {
     std::vector<std::pair<double, double>> line;
     for (const auto& p : pts) line.emplace_back(px(p.cost_per_query), y.Map(p.accuracy));
     const char* color = kPalette[i % std::size(kPalette)];
-    w.Polyline(line, color, rr.is_default ? 3 : 1.5);
-    for (const auto& [a, b] : line) w.Circle(a, b, rr.is_default ? 2.5 : 1.8, color);
-    legend_line(color, rr.is_default ? 3 : 1.5, "", rr.name + (rr.is_default ? " (default)" : ""));
+    // Thin lines with a dash pattern per router, so that overlapping curves stay distinguishable.
+    static constexpr const char* kDash[] = {"", "7,3", "2,2", "9,3,2,3", "4,4", "12,4", "1,3", "6,2,2,2,2,2"};
+    const char* dash = rr.is_default ? "" : kDash[(i + 1) % std::size(kDash)];
+    const double width = rr.is_default ? 2.2 : 1.2;
+    w.Polyline(line, color, width, dash);
+    for (const auto& [a, b] : line) w.Circle(a, b, rr.is_default ? 2.2 : 1.5, color);
+    legend_line(color, width, dash, rr.name + (rr.is_default ? " (default)" : ""));
   }
   {
     std::vector<std::pair<double, double>> line;
@@ -233,7 +247,8 @@ std::string MetricsTable(const BenchResult& r) {
     const ExpertPoint& s = r.singles[i];
     h += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{:.3g}</td><td>{}</td></tr>\n",
                      s.expert == r.best_single.expert ? " class=\"def\"" : "", Escape(s.expert), Fix(s.accuracy),
-                     s.cost_per_query, i < r.expert_tier.size() ? kTierName[r.expert_tier[i]] : "");
+                     s.cost_per_query,
+                     i < r.expert_tier.size() && !r.prices_degenerate ? kTierName[r.expert_tier[i]] : "-");
   }
   return h + "</table>\n";
 }
@@ -263,6 +278,12 @@ ${6:.3g}/query). Oracle: accuracy {7:.3f} at ${8:.3g}/query. Default router: <b>
                   Escape(title), r.train_queries, r.test_queries, r.experts.size(), Escape(r.best_single.expert),
                   r.best_single.accuracy, r.best_single.cost_per_query, r.oracle.accuracy, r.oracle.cost_per_query,
                   Escape(r.default_router), Escape(r.default_selection));
+  if (!r.provenance.empty()) html += fmt::format("<p class=\"note\">Run: {}</p>\n", Escape(r.provenance));
+  if (r.prices_degenerate) {
+    html +=
+        "<p><b>Warning: the experts' prices are equal (or unknown)</b>: every router spends the same per query, so "
+        "the cost axis cannot separate them and no price tiers are shown.</p>\n";
+  }
   html +=
       "<h2>1. Accuracy vs cost per query</h2>\n<p class=\"note\">Every router is trained on the train split and "
       "swept over lambda on the test split; points are realised (recorded) accuracy and cost. Grey dots are "
@@ -279,7 +300,11 @@ ${6:.3g}/query). Oracle: accuracy {7:.3f} at ${8:.3g}/query. Default router: <b>
         "into terciles by mean cost per query on train; at each budget the default router's most "
         "accurate operating point within it.</p>\n",
         Escape(def->name));
-    html += TierFigure(r, *def);
+    if (r.prices_degenerate) {
+      html += "<p class=\"note\">Not shown: the prices are equal, so there are no price tiers.</p>\n";
+    } else {
+      html += TierFigure(r, *def);
+    }
   }
   html +=
       "<h2>4. Universe constructor: S(U) after each greedy pick</h2>\n<p class=\"note\">S(U) = mean over train "

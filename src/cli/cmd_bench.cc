@@ -1,6 +1,10 @@
 // baton bench: train every router on a train split, sweep it on a test split, compare with baselines.
 #include <chrono>
+#include <cmath>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -12,9 +16,101 @@
 namespace baton::cli {
 namespace {
 
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
 std::string Basename(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   return std::filesystem::path(dir).filename().string();
+}
+
+// Refuses what would give figures that look valid but are not: an expert with no train outcome (routers would see
+// only their prior for it) and an expert whose cost on the test split is unknown (cost curves, AIQ and $/query
+// would be NaN or 0).
+Status CheckBenchable(const Dataset& train, const Dataset& test, bool cold_start) {
+  std::vector<std::string> untrained, no_cost;
+  for (size_t e = 0; e < train.num_experts(); ++e) {
+    if (train.ObservedCount(e) == 0) untrained.push_back(train.expert(e).name);
+  }
+  for (size_t e = 0; e < test.num_experts(); ++e) {
+    if (std::isnan(test.MeanCost(e))) no_cost.push_back(test.expert(e).name);
+  }
+  if (!untrained.empty() && !cold_start) {
+    return Status::FailedPrecondition(
+        fmt::format("no outcome in the train split for {}; leave them out with --experts, or keep them on the "
+                    "routers' priors with --cold-start",
+                    Join(untrained)));
+  }
+  if (!no_cost.empty()) {
+    return Status::FailedPrecondition(fmt::format(
+        "bench compares accuracy against cost, and the cost of {} is unknown on every test query (no cost_usd in the "
+        "outcomes); record costs (or compute them from prices before import), or leave them out with --experts",
+        Join(no_cost)));
+  }
+  return Status::Ok();
+}
+
+// The command line as typed (Linux: /proc/self/cmdline), for the report's provenance line.
+std::string CommandLine() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), out;
+  for (char c : all) out += c == '\0' ? ' ' : c;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out.empty() ? "baton bench" : out;
+}
+
+std::string UtcNow() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+struct DbSplits {
+  Dataset train, test;  // test is empty without a test dataset
+  std::vector<std::string> train_names;
+};
+
+// Reads train (and test) datasets from a database; imported outcomes only (live ones may copy test labels). Without
+// --experts, the pool is the experts with outcomes in the train data: the database may hold other datasets' experts.
+StatusOr<DbSplits> LoadFromDb(const std::string& path, std::vector<std::string> datasets,
+                              const std::string& test_dataset, const std::vector<std::string>& experts) {
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(path, {.create = false}));
+  BATON_ASSIGN_OR_RETURN(std::vector<std::string> stored, store->ListDatasets());
+  if (stored.empty()) return Status::FailedPrecondition(fmt::format("{}: the database holds no dataset", path));
+  if (datasets.empty()) {
+    for (const std::string& d : stored) {
+      if (d != test_dataset) datasets.push_back(d);
+    }
+    if (datasets.size() != 1) {
+      return Status::InvalidArgument(
+          fmt::format("{} holds datasets {}; say which to bench with --dataset NAME (and optionally --test-dataset "
+                      "NAME)",
+                      path, Join(stored)));
+    }
+  }
+  DbSplits out;
+  out.train_names = datasets;
+  const std::vector<OutcomeSource> imported = {OutcomeSource::kImported};
+  BATON_ASSIGN_OR_RETURN(out.train,
+                         LoadDataset(*store, {.datasets = datasets, .experts = experts, .sources = imported}));
+  if (experts.empty()) {
+    std::vector<std::string> seen;
+    for (size_t e = 0; e < out.train.num_experts(); ++e) {
+      if (out.train.ObservedCount(e) > 0) seen.push_back(out.train.expert(e).name);
+    }
+    if (seen.empty()) return Status::FailedPrecondition(fmt::format("no outcome in dataset(s) {}", Join(datasets)));
+    BATON_ASSIGN_OR_RETURN(out.train, out.train.SelectExperts(seen));
+  }
+  if (!test_dataset.empty()) {
+    BATON_ASSIGN_OR_RETURN(out.test, LoadDataset(*store, {.datasets = {test_dataset}, .sources = imported}));
+  }
+  return out;
 }
 
 }  // namespace
@@ -25,7 +121,8 @@ Command AddBenchCommand(CLI::App& root) {
       "Benchmark every router against single experts, random, oracle and a cascade: train on a train split, sweep "
       "lambda on a test split, report realised accuracy vs cost (JSON, HTML)");
   struct Opts {
-    std::string dir, train, test, json, report;
+    std::string dir, train, test, json, report, db, test_dataset;
+    std::vector<std::string> datasets;
     double test_fraction = 0.5;
     uint64_t seed = 0;
     std::vector<std::string> experts, routers, candidates;
@@ -33,13 +130,19 @@ Command AddBenchCommand(CLI::App& root) {
     size_t lambdas = 40;
     size_t breakpoint_lambdas = 1500;
     int64_t dev_split = -1;
-    bool no_inner_cv = false;
+    bool no_inner_cv = false, cold_start = false;
   };
   auto o = std::make_shared<Opts>();
   app->add_option("DIR", o->dir, "dataset folder to split at random into train and test")
       ->check(CLI::ExistingDirectory);
   app->add_option("--train", o->train, "train dataset folder (with --test)")->check(CLI::ExistingDirectory);
   app->add_option("--test", o->test, "test dataset folder (with --train)")->check(CLI::ExistingDirectory);
+  app->add_option("--db", o->db, "read the data from this database instead of folders (with --dataset)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--dataset", o->datasets,
+                  "with --db: the dataset(s) to split at random (or to train on, with --test-dataset)")
+      ->delimiter(',');
+  app->add_option("--test-dataset", o->test_dataset, "with --db: test on this dataset, train on --dataset");
   app->add_option("--test-fraction", o->test_fraction, "share of DIR's queries held out for test (default 0.5)")
       ->check(Fraction());
   app->add_option("--seed", o->seed, "seed of the split, the folds and the predictors (default 0)")
@@ -61,18 +164,39 @@ Command AddBenchCommand(CLI::App& root) {
                   "on those (inner train / validation)")
       ->check(NonNegativeInt());
   app->add_flag("--no-inner-cv", o->no_inner_cv, "train routers without their own hyper-parameter cross-validation");
+  app->add_flag("--cold-start", o->cold_start, "keep experts with no outcome in the train split (routed on priors)");
   app->add_option("--json", o->json, "write the results as JSON to this file");
   app->add_option("--report", o->report, "write an HTML report (index.html) into this folder");
   return {app, [o]() -> Status {
-            const bool split = !o->dir.empty();
-            if (split == (!o->train.empty() || !o->test.empty()) || (!split && (o->train.empty() || o->test.empty()))) {
-              return Status::InvalidArgument("give either DIR or both --train and --test");
+            const bool from_db = !o->db.empty();
+            const bool split = !o->dir.empty() || (from_db && o->test_dataset.empty());
+            const int sources = !o->dir.empty() + (!o->train.empty() || !o->test.empty()) + from_db;
+            if (sources != 1 || (!o->dir.empty() || from_db ? false : (o->train.empty() || o->test.empty()))) {
+              return Status::InvalidArgument(
+                  "give one of: DIR; --train DIR and --test DIR; --db FILE [--dataset NAME] [--test-dataset NAME]");
+            }
+            if (!from_db && (!o->datasets.empty() || !o->test_dataset.empty())) {
+              return Status::InvalidArgument("--dataset and --test-dataset go with --db");
             }
             const auto t0 = std::chrono::steady_clock::now();
             DatasetFilter filter{.datasets = {}, .experts = o->experts};
             Dataset train, test;
             std::string title;
-            if (split) {
+            if (from_db) {
+              BATON_ASSIGN_OR_RETURN(DbSplits d, LoadFromDb(o->db, o->datasets, o->test_dataset, o->experts));
+              title = fmt::format("baton bench: {} ", o->db);
+              if (o->test_dataset.empty()) {
+                BATON_ASSIGN_OR_RETURN(QuerySplit s, RandomSplit(d.train.num_queries(), o->test_fraction, o->seed));
+                train = d.train.SelectQueries(s.train);
+                test = d.train.SelectQueries(s.test);
+                title += fmt::format("dataset {} (random split, test fraction {}, seed {})", Join(d.train_names),
+                                     o->test_fraction, o->seed);
+              } else {
+                train = std::move(d.train);
+                test = std::move(d.test);
+                title += fmt::format("train {}, test {}", Join(d.train_names), o->test_dataset);
+              }
+            } else if (split) {
               fmt::print(stderr, "loading {}\n", o->dir);
               BATON_ASSIGN_OR_RETURN(Dataset all, LoadDatasetDir(o->dir, filter));
               BATON_ASSIGN_OR_RETURN(QuerySplit s, RandomSplit(all.num_queries(), o->test_fraction, o->seed));
@@ -96,6 +220,7 @@ Command AddBenchCommand(CLI::App& root) {
                          o->dev_split);
             }
             BATON_RETURN_IF_ERROR(AlignExperts(train, test, o->experts));
+            BATON_RETURN_IF_ERROR(CheckBenchable(train, test, o->cold_start));
             fmt::print(stderr, "loaded in {:.1f}s: {} train and {} test queries, {} experts\n", SecondsSince(t0),
                        train.num_queries(), test.num_queries(), train.num_experts());
             BenchOptions opts;
@@ -108,6 +233,12 @@ Command AddBenchCommand(CLI::App& root) {
             opts.cross_validate = !o->no_inner_cv;
             opts.progress = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
             BATON_ASSIGN_OR_RETURN(BenchResult r, RunBench(train, test, opts));
+            r.provenance = fmt::format("{}; seed {}; {}; {}", CommandLine(), o->seed, kBatonVersion, UtcNow());
+            if (r.prices_degenerate) {
+              fmt::print(stderr,
+                         "warning: the experts' mean costs are equal (or unknown): every router collapses to one "
+                         "cost; the cost figures and price tiers say nothing\n");
+            }
 
             fmt::print("{} train / {} test queries, {} experts\n", r.train_queries, r.test_queries, r.experts.size());
             fmt::print("best single: {} (accuracy {:.3f}, ${:.3g}/query); oracle {:.3f} at ${:.3g}/query\n",

@@ -57,6 +57,59 @@ StatusOr<HeldOut> EstimateHeldOut(const std::string& name, const PredictorOption
   return h;
 }
 
+// "imported,live" -> sources; InvalidArgument naming the known ones.
+StatusOr<std::vector<OutcomeSource>> ParseSources(const std::vector<std::string>& names) {
+  std::vector<OutcomeSource> out;
+  for (const std::string& n : names) {
+    bool found = false;
+    for (OutcomeSource s : {OutcomeSource::kImported, OutcomeSource::kLive, OutcomeSource::kSelfPlay}) {
+      if (n == OutcomeSourceName(s)) out.push_back(s), found = true;
+    }
+    if (!found) {
+      return Status::InvalidArgument(
+          fmt::format("--include: unknown outcome source '{}' (known: imported, live, selfplay)", n));
+    }
+  }
+  return out;
+}
+
+// A dataset name that looks like a held-out split.
+bool LooksLikeTestSplit(const std::string& name) {
+  for (const char* tag : {"test", "eval", "holdout", "held-out"}) {
+    if (name.find(tag) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string JoinNames(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// Which datasets to train on. Without --dataset a database holding one dataset is used whole; several are refused
+// (listing them) because the silent default used to train on test splits too. "--dataset all" asks for all.
+StatusOr<std::vector<std::string>> ChooseDatasets(Store& store, const std::vector<std::string>& asked) {
+  BATON_ASSIGN_OR_RETURN(std::vector<std::string> stored, store.ListDatasets());
+  const bool all_keyword =
+      asked.size() == 1 && asked[0] == "all" && std::find(stored.begin(), stored.end(), "all") == stored.end();
+  if (asked.empty() && stored.size() > 1) {
+    return Status::InvalidArgument(fmt::format(
+        "the database holds {} datasets ({}); say which to train on with --dataset NAME[,NAME] (or --dataset all)",
+        stored.size(), JoinNames(stored)));
+  }
+  std::vector<std::string> chosen = asked.empty() || all_keyword ? stored : asked;
+  for (const std::string& d : chosen) {
+    if (LooksLikeTestSplit(d)) {
+      fmt::print(stderr,
+                 "warning: training on dataset '{}', whose name says it is a test split; do not bench or report on "
+                 "it with this model\n",
+                 d);
+    }
+  }
+  return chosen;
+}
+
 }  // namespace
 
 Command AddFitCommand(CLI::App& root) {
@@ -64,17 +117,27 @@ Command AddFitCommand(CLI::App& root) {
       "fit", "Train an outcome predictor and a cost model on recorded outcomes; write a model file");
   struct Opts {
     std::string db, out, predictor;
-    std::vector<std::string> datasets, experts;
+    std::vector<std::string> datasets, experts, include = {"imported"};
     uint64_t seed = 0;
-    bool no_cv = false, no_holdout = false;
+    bool no_cv = false, no_holdout = false, cold_start = false;
   };
   auto o = std::make_shared<Opts>();
   o->predictor = PredictorNames().front();
+  std::string predictors;
+  for (const std::string& n : PredictorNames()) predictors += (predictors.empty() ? "" : ", ") + n;
   app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
   app->add_option("--out", o->out, "model file to write")->required();
-  app->add_option("--predictor", o->predictor, "predictor name (default: " + o->predictor + ")");
-  app->add_option("--dataset", o->datasets, "only these datasets (default: all)")->delimiter(',');
-  app->add_option("--experts", o->experts, "only these experts, in this order (default: all)")->delimiter(',');
+  app->add_option("--predictor", o->predictor, "predictor: " + predictors + " (default: " + o->predictor + ")");
+  app->add_option("--dataset", o->datasets,
+                  "train on these datasets; required when the database holds several ('all' = every one)")
+      ->delimiter(',');
+  app->add_option("--experts", o->experts,
+                  "only these experts, in this order (default: every expert with an outcome in the training data)")
+      ->delimiter(',');
+  app->add_option("--include", o->include, "outcome sources to train on: imported,live,selfplay (default: imported)")
+      ->delimiter(',');
+  app->add_flag("--cold-start", o->cold_start,
+                "keep experts named by --experts that have no training outcome (their predictions are the prior)");
   app->add_option("--seed", o->seed, "random seed (default: 0)")->check(NonNegativeInt());
   app->add_flag("--no-cv", o->no_cv, "use default hyper-parameters instead of cross-validating");
   app->add_flag("--no-holdout", o->no_holdout, "skip the 80/20 held-out quality estimate");
@@ -83,15 +146,44 @@ Command AddFitCommand(CLI::App& root) {
             const PredictorOptions opts{.seed = o->seed, .cross_validate = !o->no_cv};
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> predictor, MakePredictor(o->predictor, opts));
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
-            BATON_ASSIGN_OR_RETURN(Dataset ds, LoadDataset(*store, {.datasets = o->datasets, .experts = o->experts}));
+            BATON_ASSIGN_OR_RETURN(std::vector<OutcomeSource> sources, ParseSources(o->include));
+            BATON_ASSIGN_OR_RETURN(std::vector<std::string> datasets, ChooseDatasets(*store, o->datasets));
+            BATON_ASSIGN_OR_RETURN(
+                Dataset ds, LoadDataset(*store, {.datasets = datasets, .experts = o->experts, .sources = sources}));
+            // The model knows only experts it saw outcomes of: an expert of another dataset in the same database
+            // would otherwise get the predictor's flat prior and be routed to as if it were known.
+            std::vector<std::string> trained, cold;
+            for (size_t e = 0; e < ds.num_experts(); ++e) {
+              (ds.ObservedCount(e) > 0 ? trained : cold).push_back(ds.expert(e).name);
+            }
+            if (!cold.empty() && !trained.empty()) {
+              if (o->experts.empty()) {
+                fmt::print("leaving out {} expert(s) with no outcome in the training data: {}\n", cold.size(),
+                           JoinNames(cold));
+                BATON_ASSIGN_OR_RETURN(ds, ds.SelectExperts(trained));
+              } else if (!o->cold_start) {
+                return Status::FailedPrecondition(fmt::format(
+                    "no training outcome for expert(s) {}; drop them from --experts or keep them as a cold start "
+                    "with --cold-start",
+                    JoinNames(cold)));
+              } else {
+                fmt::print(stderr,
+                           "warning: cold start for {}: no training outcome; the model predicts the predictor's "
+                           "prior for them and route/bench/predict refuse them unless given --cold-start\n",
+                           JoinNames(cold));
+              }
+            }
             size_t observed = 0;
             for (float s : ds.score_matrix()) observed += !std::isnan(s);
             if (ds.num_queries() == 0 || observed == 0) {
               return Status::FailedPrecondition(
                   "empty training set: no observed outcome for the selected datasets/experts");
             }
-            fmt::print("training {} on {} queries x {} experts ({} observed outcomes, {} domains)\n", o->predictor,
-                       ds.num_queries(), ds.num_experts(), observed, ds.domains().size());
+            fmt::print(
+                "training {} on {} queries x {} experts ({} observed outcomes, {} domains) from dataset(s) {}, "
+                "outcome sources {}\n",
+                o->predictor, ds.num_queries(), ds.num_experts(), observed, ds.domains().size(), JoinNames(datasets),
+                JoinNames(o->include));
             if (!o->no_holdout && ds.num_queries() >= 50) {
               const auto th = std::chrono::steady_clock::now();
               BATON_ASSIGN_OR_RETURN(HeldOut h, EstimateHeldOut(o->predictor, opts, ds));
@@ -106,6 +198,7 @@ Command AddFitCommand(CLI::App& root) {
             RouterModel model;
             BATON_ASSIGN_OR_RETURN(model.cost, CostModel::Fit(ds));
             model.predictor = std::move(predictor);
+            for (size_t e = 0; e < ds.num_experts(); ++e) model.train_outcomes.push_back(ds.ObservedCount(e));
             BATON_RETURN_IF_ERROR(SaveModel(model, o->out));
             fmt::print("wrote {} ({} experts) in {:.1f}s total\n", o->out, model.predictor->num_experts(),
                        SecondsSince(t0));

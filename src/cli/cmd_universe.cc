@@ -1,4 +1,5 @@
 // baton universe: picks the k experts that together cover the queries best (Leeroo equation 2, Algorithm 1).
+#include <cmath>
 #include <memory>
 
 #include <fmt/format.h>
@@ -50,6 +51,21 @@ Command AddUniverseCommand(CLI::App& root) {
             }
             if (ds.num_experts() == 0) return Status::FailedPrecondition("no experts in the store");
             if (ds.num_queries() == 0) return Status::FailedPrecondition("no query has a recorded outcome");
+            if (app->count("--max-cost") > 0) {
+              // A NaN mean cost would pass any budget check silently (cost 0 in the table).
+              std::vector<std::string> unknown;
+              for (size_t e = 0; e < ds.num_experts(); ++e) {
+                if (std::isnan(ds.MeanCost(e))) unknown.push_back(ds.expert(e).name);
+              }
+              if (!unknown.empty()) {
+                std::string list;
+                for (const auto& n : unknown) list += (list.empty() ? "" : ", ") + n;
+                return Status::FailedPrecondition(fmt::format(
+                    "--max-cost needs recorded costs, and {} expert(s) have no cost_usd in the outcomes: {}; leave "
+                    "them out with --experts, or drop --max-cost",
+                    unknown.size(), list));
+              }
+            }
             UniverseOptions options;
             options.k = o->k;
             if (app->count("--max-cost") > 0) options.max_cost_per_query = o->max_cost;

@@ -17,6 +17,9 @@ struct Command {
   std::function<Status()> run;  // non-OK = the command failed; main prints the message and exits 1
 };
 
+// The version reports record (keep in step with main.cc's --version).
+inline constexpr const char* kBatonVersion = "baton 0.1.0";
+
 // One Add*Command per command file.
 Command AddImportCommand(CLI::App& root);
 Command AddImportWideCommand(CLI::App& root);
@@ -27,6 +30,7 @@ Command AddFitCommand(CLI::App& root);
 Command AddBenchCommand(CLI::App& root);
 Command AddUniverseCommand(CLI::App& root);
 Command AddRouteCommand(CLI::App& root);
+Command AddPredictCommand(CLI::App& root);
 Command AddServeCommand(CLI::App& root);
 
 // Shared helpers for command files.

@@ -1,4 +1,5 @@
 // LoadDataset: store -> outcome matrix.
+#include <algorithm>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -52,6 +53,10 @@ StatusOr<Dataset> LoadDataset(Store& store, const DatasetFilter& filter) {
     auto r = row_of.find(o.query_id);
     auto k = col_of.find(o.expert_id);
     if (r == row_of.end() || k == col_of.end()) return;
+    if (!filter.sources.empty() &&
+        std::find(filter.sources.begin(), filter.sources.end(), o.source) == filter.sources.end()) {
+      return;
+    }
     const size_t i = r->second * n_e + k->second;
     if (count[i] == UINT16_MAX) return;
     ++count[i];

@@ -1,6 +1,7 @@
 // Model files. Layout (little-endian):
 //   "BATONMDL" | u32 format version | u64 payload size | payload | u64 FNV-1a-64 of payload
-//   payload = str predictor name | str cost model bytes | str predictor state
+//   payload = str predictor name | str cost model bytes | str predictor state | u64 count n | n x u64 training
+//             outcomes per expert (n = 0: unknown)
 #include <unistd.h>
 #include <cstdio>
 #include <fstream>
@@ -29,11 +30,16 @@ Status SaveModel(const RouterModel& model, const std::string& path) {
   std::string state;
   model.predictor->SaveState(&state);
   if (state.empty()) return Status::FailedPrecondition("predictor '" + model.predictor->name() + "' cannot be saved");
+  if (!model.train_outcomes.empty() && model.train_outcomes.size() != model.predictor->num_experts()) {
+    return Status::InvalidArgument("SaveModel: training counts do not match the experts");
+  }
   std::string payload;
   predict::ByteWriter pw(&payload);
   pw.Str(model.predictor->name());
   pw.Str(model.cost.Serialize());
   pw.Str(state);
+  pw.U64(model.train_outcomes.size());
+  for (uint64_t n : model.train_outcomes) pw.U64(n);
   std::string file(kMagic, sizeof(kMagic));
   predict::ByteWriter fw(&file);
   fw.U32(kModelFormatVersion);
@@ -74,6 +80,9 @@ StatusOr<RouterModel> LoadModel(const std::string& path) {
   const std::string name = pr.Str();
   const std::string cost = pr.Str();
   const std::string state = pr.Str();
+  const uint64_t n_counts = pr.U64();
+  std::vector<uint64_t> counts;
+  for (uint64_t i = 0; i < n_counts && pr.ok(); ++i) counts.push_back(pr.U64());
   BATON_RETURN_IF_ERROR(pr.Finish().WithContext(path));
   RouterModel model;
   StatusOr<std::unique_ptr<Predictor>> p = MakePredictor(name);
@@ -84,7 +93,19 @@ StatusOr<RouterModel> LoadModel(const std::string& path) {
   if (model.cost.experts() != model.predictor->experts()) {
     return Status::DataLoss(path + ": cost model and predictor disagree on the experts");
   }
+  if (!counts.empty() && counts.size() != model.predictor->num_experts()) {
+    return Status::DataLoss(path + ": training counts and predictor disagree on the experts");
+  }
+  model.train_outcomes = std::move(counts);
   return model;
+}
+
+std::vector<std::string> RouterModel::ColdExperts() const {
+  std::vector<std::string> cold;
+  for (size_t e = 0; e < train_outcomes.size() && predictor; ++e) {
+    if (train_outcomes[e] == 0) cold.push_back(predictor->experts()[e]);
+  }
+  return cold;
 }
 
 }  // namespace baton

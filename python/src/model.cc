@@ -28,9 +28,21 @@ pb::array_t<float> ToArray(const std::vector<float>& v, size_t rows, size_t cols
 
 // The same training as `baton fit` (without its held-out estimate): the predictor on every observed cell, the cost
 // model on the same data.
-StatusOr<RouterModel> Fit(const Dataset& ds, const std::string& name, uint64_t seed, bool cross_validate) {
+StatusOr<RouterModel> Fit(const Dataset& all, const std::string& name, uint64_t seed, bool cross_validate) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> predictor,
                          MakePredictor(name, {.seed = seed, .cross_validate = cross_validate}));
+  // As `baton fit` does: experts with no outcome in the training data are left out (a model never predicts for an
+  // expert it has not seen), and the model records how many outcomes each expert was trained on.
+  std::vector<std::string> trained;
+  for (size_t e = 0; e < all.num_experts(); ++e) {
+    if (all.ObservedCount(e) > 0) trained.push_back(all.experts()[e].name);
+  }
+  if (trained.empty()) return Status::FailedPrecondition("empty training set: no observed outcome");
+  Dataset selected;
+  if (trained.size() != all.num_experts()) {
+    BATON_ASSIGN_OR_RETURN(selected, all.SelectExperts(trained));
+  }
+  const Dataset& ds = trained.size() != all.num_experts() ? selected : all;
   size_t observed = 0;
   for (float s : ds.score_matrix()) observed += !std::isnan(s);
   if (ds.num_queries() == 0 || observed == 0) {
@@ -40,6 +52,7 @@ StatusOr<RouterModel> Fit(const Dataset& ds, const std::string& name, uint64_t s
   RouterModel model;
   BATON_ASSIGN_OR_RETURN(model.cost, CostModel::Fit(ds));
   model.predictor = std::move(predictor);
+  for (size_t e = 0; e < ds.num_experts(); ++e) model.train_outcomes.push_back(ds.ObservedCount(e));
   return model;
 }
 

@@ -117,8 +117,11 @@ TEST(CliIssue10Test, MisspeltDatasetListsStoredOnes) {
   const std::string db = tmp.path() + "/x.db";
   ASSERT_EQ(RunBaton("import " + WriteDataset(tmp, "alpha", {"m1"}) + " --db " + db).exit_code, 0);
   ASSERT_EQ(RunBaton("import " + WriteDataset(tmp, "beta", {"m2"}) + " --db " + db).exit_code, 0);
-  for (const std::string& cmd : {"stats --db " + db + " --dataset alpah",
-                                 "export-wide --db " + db + " --dataset alpah --out " + tmp.path() + "/o.csv"}) {
+  for (const std::string& cmd :
+       {"stats --db " + db + " --dataset alpah",
+        "export-wide --db " + db + " --dataset alpah --out " + tmp.path() + "/o.csv",
+        "fit --db " + db + " --dataset alpah --out " + tmp.path() + "/m.baton",
+        "universe --db " + db + " --dataset alpah --k 1", "bench --db " + db + " --dataset alpah"}) {
     auto r = RunBaton(cmd);
     EXPECT_EQ(r.exit_code, 1) << cmd;
     ExpectIn(r, "no dataset 'alpah'");

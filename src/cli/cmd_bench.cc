@@ -81,6 +81,8 @@ struct DbSplits {
 StatusOr<DbSplits> LoadFromDb(const std::string& path, std::vector<std::string> datasets,
                               const std::string& test_dataset, const std::vector<std::string>& experts) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(path, {.create = false}));
+  BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, datasets));
+  if (!test_dataset.empty()) BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, {test_dataset}));
   BATON_ASSIGN_OR_RETURN(std::vector<std::string> stored, store->ListDatasets());
   if (stored.empty()) return Status::FailedPrecondition(fmt::format("{}: the database holds no dataset", path));
   if (datasets.empty()) {

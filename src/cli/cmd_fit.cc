@@ -146,6 +146,9 @@ Command AddFitCommand(CLI::App& root) {
             const PredictorOptions opts{.seed = o->seed, .cross_validate = !o->no_cv};
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> predictor, MakePredictor(o->predictor, opts));
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
+            if (!(o->datasets.size() == 1 && o->datasets[0] == "all")) {
+              BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, o->datasets));
+            }
             BATON_ASSIGN_OR_RETURN(std::vector<OutcomeSource> sources, ParseSources(o->include));
             BATON_ASSIGN_OR_RETURN(std::vector<std::string> datasets, ChooseDatasets(*store, o->datasets));
             BATON_ASSIGN_OR_RETURN(

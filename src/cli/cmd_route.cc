@@ -114,6 +114,7 @@ Command AddRouteCommand(CLI::App& root) {
         const std::vector<std::string>& names = model.predictor->experts();
         const size_t ne = names.size();
         BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
+        BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, o->datasets));
         DatasetFilter filter;
         filter.datasets = o->datasets;
         filter.drop_unobserved_queries = false;  // route every query; realised figures only where recorded

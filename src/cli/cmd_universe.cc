@@ -35,6 +35,7 @@ Command AddUniverseCommand(CLI::App& root) {
   app->add_option("--json", o->json, "also write the picks to this JSON file");
   return {app, [o, app]() -> Status {
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
+            BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, o->datasets));
             DatasetFilter filter;
             filter.datasets = o->datasets;
             filter.experts = o->experts;

@@ -105,6 +105,18 @@ TEST(GatewayTest, RoutingFallsBackWhenTheBestExpertFails) {
   EXPECT_EQ(r2.headers["x-baton-expert"], "cheap");
 }
 
+// An expert the router model has no training outcome for (a cold start) is served by name, never routed to.
+TEST(GatewayTest, AColdStartExpertIsNeverRoutedTo) {
+  Harness h = StartGateway({.down_status = Status::Ok(), .train_outcomes = {5, 0, 5}});
+  for (int i = 0; i < 3; ++i) {
+    auto r = Http("POST", h.port, "/v1/chat/completions", ChatBody("baton", "route me"), kKey);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.headers["x-baton-expert"], "good");  // "down" has the best prediction, but only its prior
+  }
+  EXPECT_EQ(h.fakes[1]->calls.load(), 0);
+  EXPECT_EQ(Http("POST", h.port, "/v1/chat/completions", ChatBody("down", "by name"), kKey).status, 200);
+}
+
 TEST(GatewayTest, UpstreamFailureIsOpenAiShaped) {
   Harness h = StartGateway();
   ExpectOpenAiError(Http("POST", h.port, "/v1/chat/completions", ChatBody("down", "hi"), kKey), 502,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -41,7 +42,17 @@ StatusOr<std::unique_ptr<RouterService>> RouterService::Create(std::vector<Exper
           if (ct != cost_names.end()) r->cost_index_[i] = static_cast<int>(ct - cost_names.begin());
         }
       }
-      if (r->score_index_[i] >= 0) r->routable_.push_back(i);
+      // An expert the model was trained on no outcome of (a `baton fit --cold-start`) would be routed on the
+      // predictor's prior alone: it stays reachable by name only, never chosen silently.
+      const int k = r->score_index_[i];
+      const bool cold = k >= 0 && !model->train_outcomes.empty() && model->train_outcomes[k] == 0;
+      if (cold) {
+        std::fprintf(stderr,
+                     "baton serve: expert '%s' has no training outcome in the router model (a cold start): it is "
+                     "served by name only, never routed to\n",
+                     c.name.c_str());
+      }
+      if (k >= 0 && !cold) r->routable_.push_back(i);
     }
     if (r->routable_.empty()) {
       std::string known;

@@ -109,7 +109,8 @@ struct GatewayOptions {
   double rate_limit_rps = 0;
   int key_max_concurrency = 0;
   bool metrics_public = true;
-  std::string metrics_key;  // plain; "" = none
+  std::vector<uint64_t> train_outcomes;  // per expert (good, down, cheap) in the router model; empty = unknown
+  std::string metrics_key;               // plain; "" = none
 };
 
 // Experts: "good" (score .9), "down" (score .95, fails with `down_status`), "cheap" (score .5). Prices make the
@@ -149,6 +150,7 @@ inline Harness StartGateway(const GatewayOptions& o = {}) {
     parts.backends.push_back(std::move(fake));
   }
   parts.router = RouterModel{std::make_unique<FixedPredictor>(names, std::vector<float>{0.9f, 0.95f, 0.5f}), {}};
+  parts.router->train_outcomes = o.train_outcomes;
   auto gw = Gateway::Create(std::move(c), std::move(parts));
   EXPECT_TRUE(gw.ok()) << gw.status().ToString();
   h.gw = std::move(*gw);

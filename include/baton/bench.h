@@ -143,6 +143,54 @@ std::vector<int> PriceTiers(const std::vector<double>& mean_cost);
 std::vector<double> DomainAccuracy(const Dataset& test, const std::vector<int>& choice);
 
 // ---------------------------------------------------------------------------------------------------------------
+// Bootstrap confidence intervals over test queries (bootstrap.cc).
+//
+// A resample draws test.num_queries() test queries uniformly with replacement; it is held as a count per query, so a
+// curve point's resampled accuracy and cost are count-weighted sums of the per-query realised score and cost the
+// sweep already computed. Consecutive lambdas change the choice of few queries, so each curve point costs
+// O(num_queries + changed queries * resamples), not O(num_queries * resamples). Memory: the counts (num_queries x
+// resamples, 16 bits each) plus, per curve, two floats per (point, resample).
+// Per resample the figures are recomputed as in the file comment, with the best single expert re-chosen and
+// re-evaluated on the resample; C in AIQ stays the run's (the normaliser of the comparison, not a statistic of one
+// router). Intervals are the 2.5th and 97.5th percentiles (linear interpolation) over the resamples where the
+// figure is defined; none when it is defined on none.
+
+struct ConfidenceInterval {
+  double lo = NAN, hi = NAN;
+};
+
+struct CurveIntervals {
+  std::optional<ConfidenceInterval> aiq, cost_at_95, acc_at_best_single_cost;
+};
+
+class CurveBootstrap {
+ public:
+  // The per-resample state of one curve, fed point by point.
+  struct Curve {
+    std::vector<int> last_choice;              // per query, at the previous point (-1 = none yet)
+    std::vector<double> acc, cost;             // per resample, the running count-weighted sums
+    std::vector<float> point_acc, point_cost;  // per point, per resample (point-major): the resampled means
+    size_t points = 0;
+  };
+
+  // `resamples` resamples of `test` drawn from `seed` (the same seed gives the same resamples on every platform).
+  CurveBootstrap(const Dataset& test, size_t resamples, uint64_t seed);
+  size_t resamples() const { return resamples_; }
+
+  Curve NewCurve() const;
+  // Adds the next curve point from its per-query choices (RealiseLambda's: observed experts, or -1).
+  void AddPoint(Curve& curve, std::span<const int> choice) const;
+  CurveIntervals Intervals(const Curve& curve, double max_cost) const;
+
+ private:
+  const Dataset* test_;
+  size_t resamples_;
+  std::vector<uint16_t> count_;           // query-major: count_[q * resamples_ + b]
+  std::vector<double> mean_cost_;         // per expert, the full test split's (the fallback for unknown costs)
+  std::vector<double> bs_acc_, bs_cost_;  // per resample, the best single expert's accuracy and cost
+};
+
+// ---------------------------------------------------------------------------------------------------------------
 // The harness (harness.cc, json.cc, report.cc).
 
 struct TierShare {
@@ -169,6 +217,14 @@ struct RouterResult {
   // point: the most accurate curve point within the best single expert's cost (else the most accurate); -1 = none.
   std::vector<int> choice;
   double choice_lambda = NAN, choice_accuracy = NAN, choice_cost_per_query = NAN;
+  CurveIntervals ci;  // bootstrap intervals (BenchOptions::bootstrap > 0; not for the cascade)
+};
+
+// One bin of predicted score for one expert: test cells (observed) whose predicted score fell in the bin.
+struct CalibrationBin {
+  double predicted = NAN;  // mean predicted score
+  double realised = NAN;   // mean recorded score
+  size_t count = 0;
 };
 
 struct UniverseStep {
@@ -195,7 +251,15 @@ struct BenchResult {
   std::string default_router;
   std::string default_selection;       // how the default was chosen, in words
   std::vector<UniverseStep> universe;  // BuildUniverse on train, k = pool size
-  double max_cost = 0;                 // C in AIQ
+  // The default router's calibration on test: per expert, kCalibrationBins equal-width bins of predicted score over
+  // [0, 1] (predictions outside are clamped into the end bins).
+  static constexpr size_t kCalibrationBins = 10;
+  std::vector<std::vector<CalibrationBin>> calibration;
+  // The default router at its operating point (RouterResult::choice): per domain (`domains`), the share of that
+  // domain's test queries sent to each expert (`experts`); NaN for a domain without queries.
+  std::vector<std::vector<double>> domain_share;
+  size_t bootstrap = 0;  // resamples behind RouterResult::ci (0 = none)
+  double max_cost = 0;   // C in AIQ
   double seconds = 0;
 };
 
@@ -213,8 +277,9 @@ struct BenchOptions {
   uint64_t seed = 0;                 // predictor seeds and CV folds. Default: 0
   bool cross_validate = true;        // PredictorOptions::cross_validate for the final training. Default: true
   std::vector<double> tier_budgets = {0.1, 0.25, 0.5, 1.0};  // fractions of best_single cost for TierShare
-  PredictorFactory make_predictor;                           // empty = MakePredictor
-  std::function<void(const std::string&)> progress;          // progress lines (no newline); empty = silent
+  size_t bootstrap = 200;  // resamples for the confidence intervals (CurveBootstrap), seeded by `seed`; 0 = off
+  PredictorFactory make_predictor;                   // empty = MakePredictor
+  std::function<void(const std::string&)> progress;  // progress lines (no newline); empty = silent
 };
 
 // Trains and evaluates every router. InvalidArgument for an unknown router name or mismatched experts;

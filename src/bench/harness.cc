@@ -46,9 +46,11 @@ std::vector<double> SweepGrid(const std::vector<float>& ps, const std::vector<fl
   return grid;
 }
 
-// strong >= 0: record the share of queries answered by that expert (two-expert runs).
+// strong >= 0: record the share of queries answered by that expert (two-expert runs). on_choice (when set) sees each
+// point's per-query choices, in curve order, so callers need not realise every lambda a second time.
 Sweep SweepLambdas(const Dataset& test, const std::vector<float>& ps, const std::vector<float>& pc, int strong,
-                   size_t num_lambdas, size_t breakpoint_lambdas) {
+                   size_t num_lambdas, size_t breakpoint_lambdas,
+                   const std::function<void(const std::vector<int>&)>& on_choice = {}) {
   Sweep s;
   for (double lambda : SweepGrid(ps, pc, test.num_experts(), num_lambdas, breakpoint_lambdas)) {
     Realised r = RealiseLambda(test, ps, pc, lambda);
@@ -58,6 +60,7 @@ Sweep SweepLambdas(const Dataset& test, const std::vector<float>& ps, const std:
       p.strong_share = static_cast<double>(std::count(r.choice.begin(), r.choice.end(), strong)) / n;
     }
     s.curve.push_back(p);
+    if (on_choice) on_choice(r.choice);
   }
   return s;
 }
@@ -183,6 +186,48 @@ void FillMetrics(RouterResult& r, const BenchResult& b, const Dataset& test,
   }
 }
 
+// Per expert, observed test cells binned by predicted score (clamped into [0, 1]).
+std::vector<std::vector<CalibrationBin>> Calibration(const Dataset& test, const std::vector<float>& ps) {
+  const size_t ne = test.num_experts(), nb = BenchResult::kCalibrationBins;
+  std::vector<std::vector<CalibrationBin>> out(ne, std::vector<CalibrationBin>(nb));
+  if (ps.size() != test.num_queries() * ne) return out;
+  std::vector<std::vector<double>> sp(ne, std::vector<double>(nb)), sr(ne, std::vector<double>(nb));
+  for (size_t q = 0; q < test.num_queries(); ++q) {
+    for (size_t e = 0; e < ne; ++e) {
+      const float p = ps[q * ne + e];
+      if (!test.observed(q, e) || std::isnan(p)) continue;
+      const size_t k = std::min(nb - 1, static_cast<size_t>(std::clamp(static_cast<double>(p), 0.0, 1.0) * nb));
+      sp[e][k] += p;
+      sr[e][k] += test.score(q, e);
+      ++out[e][k].count;
+    }
+  }
+  for (size_t e = 0; e < ne; ++e) {
+    for (size_t k = 0; k < nb; ++k) {
+      if (out[e][k].count == 0) continue;
+      out[e][k].predicted = sp[e][k] / static_cast<double>(out[e][k].count);
+      out[e][k].realised = sr[e][k] / static_cast<double>(out[e][k].count);
+    }
+  }
+  return out;
+}
+
+// Per domain, the share of its test queries each expert answered under `choice`.
+std::vector<std::vector<double>> DomainShare(const Dataset& test, const std::vector<int>& choice) {
+  const size_t nd = test.domains().size(), ne = test.num_experts();
+  std::vector<std::vector<double>> share(nd, std::vector<double>(ne, 0.0));
+  std::vector<double> n(nd, 0.0);
+  for (size_t q = 0; q < test.num_queries() && q < choice.size(); ++q) {
+    const uint32_t d = test.domain_of(q);
+    if (d >= nd) continue;
+    n[d] += 1;
+    if (choice[q] >= 0) share[d][choice[q]] += 1;
+  }
+  for (size_t d = 0; d < nd; ++d)
+    for (double& s : share[d]) s = n[d] > 0 ? s / n[d] : NAN;
+  return share;
+}
+
 }  // namespace
 
 StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const BenchOptions& options) {
@@ -263,6 +308,12 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   const std::vector<float> pc = PredictCosts(cost_model, test);
   std::vector<std::vector<float>> preds;  // per router, for the per-point metrics
   std::vector<float> default_pred;
+  std::unique_ptr<CurveBootstrap> boot;
+  std::vector<CurveBootstrap::Curve> boot_curves;  // per router
+  if (options.bootstrap > 0) {
+    boot = std::make_unique<CurveBootstrap>(test, options.bootstrap, options.seed);
+    b.bootstrap = options.bootstrap;
+  }
   for (const std::string& name : routers) {
     const auto t1 = Clock::now();
     log(fmt::format("training {} on {} queries x {} experts", name, train.num_queries(), ne));
@@ -275,7 +326,12 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
     r.is_default = name == b.default_router;
     r.train_seconds = Since(t1);
     std::vector<float> ps = PredictAll(*p, test);
-    Sweep s = SweepLambdas(test, ps, pc, strong, options.num_lambdas, options.breakpoint_lambdas);
+    std::function<void(const std::vector<int>&)> on_choice;
+    if (boot) {
+      boot_curves.push_back(boot->NewCurve());
+      on_choice = [&](const std::vector<int>& ch) { boot->AddPoint(boot_curves.back(), ch); };
+    }
+    Sweep s = SweepLambdas(test, ps, pc, strong, options.num_lambdas, options.breakpoint_lambdas, on_choice);
     r.curve = std::move(s.curve);
     if (cv.count(name)) r.cv_aiq = cv[name];
     if (r.is_default) default_pred = ps;
@@ -304,7 +360,14 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
     const RouterResult& r = b.routers[i];
     auto choice_at = [&](size_t k) { return RealiseLambda(test, preds[i], pc, r.curve[k].lambda).choice; };
     FillMetrics(b.routers[i], b, test, choice_at, options.tier_budgets, weak, strong);
+    if (boot) {
+      b.routers[i].ci = boot->Intervals(boot_curves[i], b.max_cost);
+      boot_curves[i] = {};  // release its memory as soon as it is used
+    }
+    if (b.routers[i].is_default) b.domain_share = DomainShare(test, b.routers[i].choice);
   }
+  if (boot) log(fmt::format("bootstrap: {} resamples of the test queries", options.bootstrap));
+  b.calibration = Calibration(test, default_pred);
   FillMetrics(b.cascade, b, test, {}, {}, -1, -1);
 
   log("universe constructor on train");

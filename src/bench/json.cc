@@ -29,6 +29,10 @@ json DomainsJson(const std::vector<std::string>& domains, const std::vector<doub
   return out;
 }
 
+json CiJson(const std::optional<ConfidenceInterval>& ci) {
+  return ci ? json::array({Num(ci->lo), Num(ci->hi)}) : json(nullptr);
+}
+
 json RouterJson(const RouterResult& r, const BenchResult& b) {
   json curve = json::array();
   for (const CurvePoint& p : r.curve) {
@@ -45,6 +49,11 @@ json RouterJson(const RouterResult& r, const BenchResult& b) {
             {"train_seconds", Num(r.train_seconds)},
             {"cv_aiq", Num(r.cv_aiq)},
             {"domain_accuracy", DomainsJson(b.domains, r.domain_accuracy)}};
+  if (b.bootstrap > 0 && &r != &b.cascade) {
+    j["aiq_ci"] = CiJson(r.ci.aiq);
+    j["cost_at_95_ci"] = CiJson(r.ci.cost_at_95);
+    j["acc_at_best_single_cost_ci"] = CiJson(r.ci.acc_at_best_single_cost);
+  }
   if (b.experts.size() == 2) {
     j["apgr"] = Opt(r.apgr);
     j["cpt50"] = Opt(r.cpt50);
@@ -108,6 +117,30 @@ json BenchResultToJson(const BenchResult& r) {
     j["price_tiers"] = std::move(tiers);
   }
   if (!r.provenance.empty()) j["provenance"] = r.provenance;
+  j["bootstrap_resamples"] = r.bootstrap;
+  if (!r.calibration.empty()) {
+    // Per expert, the default router's bins of predicted score on test (empty bins left out).
+    json cal = json::object();
+    for (size_t e = 0; e < r.experts.size() && e < r.calibration.size(); ++e) {
+      json bins = json::array();
+      for (const CalibrationBin& c : r.calibration[e]) {
+        if (c.count == 0) continue;
+        bins.push_back({{"predicted", Num(c.predicted)}, {"realised", Num(c.realised)}, {"count", c.count}});
+      }
+      cal[r.experts[e]] = std::move(bins);
+    }
+    j["calibration"] = std::move(cal);
+  }
+  if (!r.domain_share.empty()) {
+    json share = json::object();
+    for (size_t d = 0; d < r.domains.size() && d < r.domain_share.size(); ++d) {
+      json row = json::object();
+      for (size_t e = 0; e < r.experts.size() && e < r.domain_share[d].size(); ++e)
+        row[r.experts[e]] = Num(r.domain_share[d][e]);
+      share[r.domains[d]] = std::move(row);
+    }
+    j["default_domain_share"] = std::move(share);
+  }
   return j;
 }
 

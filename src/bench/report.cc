@@ -217,6 +217,62 @@ std::string UniverseFigure(const BenchResult& r) {
   return w.Finish();
 }
 
+// Figure 6: the default router's calibration, mean realised vs mean predicted score per bin, one line per expert.
+std::string CalibrationFigure(const BenchResult& r) {
+  const double W = 1000, H = 560, left = 80, right = 560, top = 20, bottom = 500;
+  svg::Scale x{.lo = 0, .hi = 1, .px_lo = left, .px_hi = right};
+  svg::Scale y{.lo = 0, .hi = 1, .px_lo = bottom, .px_hi = top};
+  svg::SvgWriter w(W, H);
+  w.Axes(x, y, "predicted score (mean per bin)", "realised score on test (mean per bin)");
+  w.Line(x.Map(0), y.Map(0), x.Map(1), y.Map(1), "#888", 1, "4,3");  // perfect calibration
+  double ly = top + 10;
+  for (size_t e = 0; e < r.calibration.size() && e < r.experts.size(); ++e) {
+    const char* color = kPalette[e % std::size(kPalette)];
+    std::vector<std::pair<double, double>> pts;
+    for (const CalibrationBin& b : r.calibration[e]) {
+      if (b.count == 0 || !std::isfinite(b.predicted) || !std::isfinite(b.realised)) continue;
+      const double px = x.Map(std::clamp(b.predicted, 0.0, 1.0)), py = y.Map(std::clamp(b.realised, 0.0, 1.0));
+      pts.emplace_back(px, py);
+      w.Marker("circle", px, py, 3.5, color,
+               fmt::format("{}: predicted {:.3f}, realised {:.3f} ({} cells)", r.experts[e], b.predicted, b.realised,
+                           b.count));
+    }
+    if (pts.size() > 1) w.Polyline(pts, color, 1.5);
+    w.Line(right + 30, ly, right + 60, ly, color, 2);
+    w.Text(right + 68, ly + 4, r.experts[e], 11);
+    ly += 18;
+  }
+  w.Line(right + 30, ly, right + 60, ly, "#888", 1, "4,3");
+  w.Text(right + 68, ly + 4, "perfect calibration", 11);
+  return w.Finish();
+}
+
+// Table 7: per domain, the share of its test queries the default router sent to each expert.
+std::string DomainShareTable(const BenchResult& r) {
+  std::string h = "<table class=\"share\"><tr><th>domain</th>";
+  for (const std::string& e : r.experts) h += "<th>" + Escape(e) + "</th>";
+  h += "</tr>\n";
+  for (size_t d = 0; d < r.domains.size() && d < r.domain_share.size(); ++d) {
+    h += "<tr><td>" + Escape(r.domains[d].empty() ? "(none)" : r.domains[d]) + "</td>";
+    for (size_t e = 0; e < r.experts.size(); ++e) {
+      const double v = e < r.domain_share[d].size() ? r.domain_share[d][e] : NAN;
+      // Shade by share so the dominant expert per domain stands out without a figure.
+      const int shade = std::isfinite(v) ? static_cast<int>(255 - 80 * v) : 255;
+      h += fmt::format("<td style=\"background:rgb({0},{0},255)\">{1}</td>", shade,
+                       std::isfinite(v) ? fmt::format("{:.0f}%", 100 * v) : "&ndash;");
+    }
+    h += "</tr>\n";
+  }
+  return h + "</table>\n";
+}
+
+// "0.871 [0.862, 0.880]" when the bootstrap ran, else the value alone.
+std::string WithCi(const std::string& value, const std::optional<ConfidenceInterval>& ci, int digits,
+                   const char* unit = "") {
+  if (!ci) return value;
+  return fmt::format("{} <small>[{:.{}f}{}, {:.{}f}{}]</small>", value, ci->lo, digits, unit, ci->hi, digits, unit);
+}
+
 std::string MetricsTable(const BenchResult& r) {
   const bool two = r.experts.size() == 2;
   std::string h =
@@ -225,9 +281,11 @@ std::string MetricsTable(const BenchResult& r) {
   if (two) h += "<th>APGR</th><th>CPT(50%)</th><th>CPT(80%)</th>";
   h += "<th>CV AIQ (train folds)</th><th>train s</th></tr>\n";
   auto row = [&](const RouterResult& x, const std::string& label) {
-    h += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", x.is_default ? " class=\"def\"" : "", label,
-                     Fix(x.aiq, 4), x.cost_at_95 ? fmt::format("{:.3f}&times;", *x.cost_at_95) : "never",
-                     Opt(x.acc_at_best_single_cost));
+    h += fmt::format(
+        "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", x.is_default ? " class=\"def\"" : "", label,
+        WithCi(Fix(x.aiq, 4), x.ci.aiq, 4),
+        WithCi(x.cost_at_95 ? fmt::format("{:.3f}&times;", *x.cost_at_95) : "never", x.ci.cost_at_95, 3, "&times;"),
+        WithCi(Opt(x.acc_at_best_single_cost), x.ci.acc_at_best_single_cost, 3));
     if (two) h += fmt::format("<td>{}</td><td>{}</td><td>{}</td>", Opt(x.apgr), Opt(x.cpt50), Opt(x.cpt80));
     h += fmt::format("<td>{}</td><td>{}</td></tr>\n", Fix(x.cv_aiq, 4), Fix(x.train_seconds, 1));
   };
@@ -315,7 +373,29 @@ ${6:.3g}/query). Oracle: accuracy {7:.3f} at ${8:.3g}/query. Default router: <b>
       "accuracy) curve, flat to the largest cost compared, divided by it. Cost at 95%: lowest cost reaching 95% "
       "of the best single's accuracy, as a multiple of its cost. APGR/CPT (two experts only): RouteLLM's "
       "average performance gap recovered and call-percentage thresholds.</p>\n";
+  if (r.bootstrap > 0) {
+    html += fmt::format(
+        "<p class=\"note\">Brackets: 95% bootstrap intervals (2.5th&ndash;97.5th percentiles over {} resamples of "
+        "the test queries, drawn with replacement; the best single expert re-chosen on each).</p>\n",
+        r.bootstrap);
+  }
   html += MetricsTable(r);
+  if (def && !r.calibration.empty()) {
+    html += fmt::format(
+        "<h2>6. Calibration of {}</h2>\n<p class=\"note\">Per expert, test cells with a recorded score binned "
+        "into {} equal bins of predicted score; each point is a bin's mean predicted vs mean realised score. "
+        "Points below the dashed diagonal: the router is over-confident for that expert.</p>\n",
+        Escape(def->name), BenchResult::kCalibrationBins);
+    html += CalibrationFigure(r);
+  }
+  if (def && !r.domain_share.empty()) {
+    html += fmt::format(
+        "<h2>7. Routing shares per domain: {}</h2>\n<p class=\"note\">The default router at its operating "
+        "point (lambda {}, accuracy {}, ${:.3g}/query): the share of each domain's test queries sent to each "
+        "expert.</p>\n",
+        Escape(def->name), Num(def->choice_lambda), Fix(def->choice_accuracy), def->choice_cost_per_query);
+    html += DomainShareTable(r);
+  }
   html += "</body></html>\n";
   return html;
 }

@@ -44,6 +44,32 @@ TEST(BenchReportTest, HtmlHasSvgFigures) {
   EXPECT_NE(html.find("CPT(50%)"), std::string::npos);  // two experts: RouteLLM columns
 }
 
+TEST(BenchReportTest, CalibrationDomainSharesAndIntervals) {
+  BenchResult r = Sample();
+  r.calibration.assign(2, std::vector<CalibrationBin>(BenchResult::kCalibrationBins));
+  r.calibration[0][3] = {.predicted = 0.35, .realised = 0.3, .count = 4};
+  r.calibration[1][8] = {.predicted = 0.85, .realised = 0.9, .count = 6};
+  r.domain_share = {{0.25, 0.75}, {1.0, 0.0}};
+  r.bootstrap = 200;
+  r.routers[0].ci.aiq = ConfidenceInterval{.lo = 0.862, .hi = 0.880};
+  const std::string html = RenderBenchReport(r, "toy");
+  const size_t cal = html.find("Calibration of knn");
+  ASSERT_NE(cal, std::string::npos);
+  EXPECT_NE(html.find("<svg", cal), std::string::npos);
+  EXPECT_NE(html.find("perfect calibration", cal), std::string::npos);
+  EXPECT_NE(html.find("predicted 0.850, realised 0.900 (6 cells)"), std::string::npos);
+  const size_t share = html.find("Routing shares per domain");
+  ASSERT_NE(share, std::string::npos);
+  EXPECT_NE(html.find("<table class=\"share\">", share), std::string::npos);
+  EXPECT_NE(html.find("75%", share), std::string::npos);
+  EXPECT_NE(html.find("0.8000 <small>[0.8620, 0.8800]</small>"), std::string::npos);
+  const nlohmann::json j = BenchResultToJson(r);
+  EXPECT_DOUBLE_EQ(j["routers"][0]["aiq_ci"][1].get<double>(), 0.88);
+  EXPECT_TRUE(j["routers"][1]["aiq_ci"].is_null());
+  EXPECT_DOUBLE_EQ(j["default_domain_share"]["math"]["b"].get<double>(), 0.75);
+  EXPECT_EQ(j["calibration"]["a"].size(), 1u);
+}
+
 TEST(BenchJsonTest, SchemaAndOneDefault) {
   nlohmann::json j = BenchResultToJson(Sample());
   for (const char* k : {"train_queries", "test_queries", "experts", "best_single", "oracle", "singles", "routers"})

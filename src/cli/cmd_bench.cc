@@ -131,6 +131,7 @@ Command AddBenchCommand(CLI::App& root) {
     size_t cv_folds = 3;
     size_t lambdas = 40;
     size_t breakpoint_lambdas = 1500;
+    size_t bootstrap = 200;
     int64_t dev_split = -1;
     bool no_inner_cv = false, cold_start = false;
   };
@@ -160,6 +161,9 @@ Command AddBenchCommand(CLI::App& root) {
   app->add_option("--breakpoint-lambdas", o->breakpoint_lambdas,
                   "also sweep up to this many lambdas between the exact break-points of the assignment (default 1500, "
                   "0 = off)")
+      ->check(NonNegativeInt());
+  app->add_option("--bootstrap", o->bootstrap,
+                  "resamples of the test queries for confidence intervals (default 200, 0 = off)")
       ->check(NonNegativeInt());
   app->add_option("--dev-split", o->dev_split,
                   "development mode: ignore the test split; split the TRAIN split in halves with this seed and bench "
@@ -232,6 +236,7 @@ Command AddBenchCommand(CLI::App& root) {
             opts.num_lambdas = o->lambdas;
             opts.breakpoint_lambdas = o->breakpoint_lambdas;
             opts.seed = o->seed;
+            opts.bootstrap = o->bootstrap;
             opts.cross_validate = !o->no_inner_cv;
             opts.progress = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
             BATON_ASSIGN_OR_RETURN(BenchResult r, RunBench(train, test, opts));

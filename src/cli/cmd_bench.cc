@@ -10,6 +10,7 @@
 
 #include "baton/bench.h"
 #include "baton/dataset.h"
+#include "baton/importer.h"
 #include "cli/command.h"
 #include "cli/util.h"
 
@@ -78,9 +79,9 @@ struct DbSplits {
 
 // Reads train (and test) datasets from a database; imported outcomes only (live ones may copy test labels). Without
 // --experts, the pool is the experts with outcomes in the train data: the database may hold other datasets' experts.
-StatusOr<DbSplits> LoadFromDb(const std::string& path, std::vector<std::string> datasets,
-                              const std::string& test_dataset, const std::vector<std::string>& experts) {
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(path, {.create = false}));
+StatusOr<DbSplits> LoadFromStore(Store& store_ref, const std::string& path, std::vector<std::string> datasets,
+                                 const std::string& test_dataset, const std::vector<std::string>& experts) {
+  Store* store = &store_ref;
   BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, datasets));
   if (!test_dataset.empty()) BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, {test_dataset}));
   BATON_ASSIGN_OR_RETURN(std::vector<std::string> stored, store->ListDatasets());
@@ -115,6 +116,20 @@ StatusOr<DbSplits> LoadFromDb(const std::string& path, std::vector<std::string> 
   return out;
 }
 
+StatusOr<DbSplits> LoadFromDb(const std::string& path, const std::vector<std::string>& datasets,
+                              const std::string& test_dataset, const std::vector<std::string>& experts) {
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(path, {.create = false}));
+  return LoadFromStore(*store, path, datasets, test_dataset, experts);
+}
+
+// A wide CSV (one score column per model, as `baton import-wide` reads it), imported into memory: nothing is written.
+StatusOr<DbSplits> LoadFromWide(const std::string& csv, const WideImportOptions& options,
+                                const std::vector<std::string>& experts) {
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(":memory:"));
+  BATON_ASSIGN_OR_RETURN(ImportSummary imported, ImportWide(*store, csv, options));
+  return LoadFromStore(*store, csv, {imported.dataset}, "", experts);
+}
+
 }  // namespace
 
 Command AddBenchCommand(CLI::App& root) {
@@ -123,7 +138,8 @@ Command AddBenchCommand(CLI::App& root) {
       "Benchmark every router against single experts, random, oracle and a cascade: train on a train split, sweep "
       "lambda on a test split, report realised accuracy vs cost (JSON, HTML)");
   struct Opts {
-    std::string dir, train, test, json, report, db, test_dataset;
+    std::string dir, train, test, json, report, db, test_dataset, wide;
+    WideImportOptions wide_options;
     std::vector<std::string> datasets;
     double test_fraction = 0.5;
     uint64_t seed = 0;
@@ -146,6 +162,13 @@ Command AddBenchCommand(CLI::App& root) {
                   "with --db: the dataset(s) to split at random (or to train on, with --test-dataset)")
       ->delimiter(',');
   app->add_option("--test-dataset", o->test_dataset, "with --db: test on this dataset, train on --dataset");
+  app->add_option("--wide", o->wide, "read a wide CSV (one score column per model), split at random; see import-wide")
+      ->check(CLI::ExistingFile);
+  app->add_option("--query-col", o->wide_options.query_col, "with --wide: the query id column");
+  app->add_option("--text-col", o->wide_options.text_col, "with --wide: the prompt column");
+  app->add_option("--domain-col", o->wide_options.domain_col, "with --wide: the domain column (optional)");
+  app->add_option("--ignore-col", o->wide_options.ignore_cols, "with --wide: columns that are not models")
+      ->delimiter(',');
   app->add_option("--test-fraction", o->test_fraction, "share of DIR's queries held out for test (default 0.5)")
       ->check(Fraction());
   app->add_option("--seed", o->seed, "seed of the split, the folds and the predictors (default 0)")
@@ -173,109 +196,119 @@ Command AddBenchCommand(CLI::App& root) {
   app->add_flag("--cold-start", o->cold_start, "keep experts with no outcome in the train split (routed on priors)");
   app->add_option("--json", o->json, "write the results as JSON to this file");
   app->add_option("--report", o->report, "write an HTML report (index.html) into this folder");
-  return {app, [o]() -> Status {
-            const bool from_db = !o->db.empty();
-            const bool split = !o->dir.empty() || (from_db && o->test_dataset.empty());
-            const int sources = !o->dir.empty() + (!o->train.empty() || !o->test.empty()) + from_db;
-            if (sources != 1 || (!o->dir.empty() || from_db ? false : (o->train.empty() || o->test.empty()))) {
-              return Status::InvalidArgument(
-                  "give one of: DIR; --train DIR and --test DIR; --db FILE [--dataset NAME] [--test-dataset NAME]");
-            }
-            if (!from_db && (!o->datasets.empty() || !o->test_dataset.empty())) {
-              return Status::InvalidArgument("--dataset and --test-dataset go with --db");
-            }
-            const auto t0 = std::chrono::steady_clock::now();
-            DatasetFilter filter{.datasets = {}, .experts = o->experts};
-            Dataset train, test;
-            std::string title;
-            if (from_db) {
-              BATON_ASSIGN_OR_RETURN(DbSplits d, LoadFromDb(o->db, o->datasets, o->test_dataset, o->experts));
-              title = fmt::format("baton bench: {} ", o->db);
-              if (o->test_dataset.empty()) {
-                BATON_ASSIGN_OR_RETURN(QuerySplit s, RandomSplit(d.train.num_queries(), o->test_fraction, o->seed));
-                train = d.train.SelectQueries(s.train);
-                test = d.train.SelectQueries(s.test);
-                title += fmt::format("dataset {} (random split, test fraction {}, seed {})", Join(d.train_names),
-                                     o->test_fraction, o->seed);
-              } else {
-                train = std::move(d.train);
-                test = std::move(d.test);
-                title += fmt::format("train {}, test {}", Join(d.train_names), o->test_dataset);
-              }
-            } else if (split) {
-              fmt::print(stderr, "loading {}\n", o->dir);
-              BATON_ASSIGN_OR_RETURN(Dataset all, LoadDatasetDir(o->dir, filter));
-              BATON_ASSIGN_OR_RETURN(QuerySplit s, RandomSplit(all.num_queries(), o->test_fraction, o->seed));
-              train = all.SelectQueries(s.train);
-              test = all.SelectQueries(s.test);
-              title = fmt::format("baton bench: {} (random split, test fraction {}, seed {})", Basename(o->dir),
-                                  o->test_fraction, o->seed);
-            } else {
-              fmt::print(stderr, "loading {} and {}\n", o->train, o->test);
-              BATON_ASSIGN_OR_RETURN(train, LoadDatasetDir(o->train, filter));
-              BATON_ASSIGN_OR_RETURN(test, LoadDatasetDir(o->test, filter));
-              title = fmt::format("baton bench: train {}, test {}", Basename(o->train), Basename(o->test));
-            }
-            if (o->dev_split >= 0) {
-              BATON_ASSIGN_OR_RETURN(QuerySplit s,
-                                     RandomSplit(train.num_queries(), 0.5, static_cast<uint64_t>(o->dev_split)));
-              test = train.SelectQueries(s.test);
-              train = train.SelectQueries(s.train);
-              title += fmt::format(" [dev: halves of train, seed {}]", o->dev_split);
-              fmt::print(stderr, "dev mode: the test split is NOT used; inner split of train with seed {}\n",
-                         o->dev_split);
-            }
-            BATON_RETURN_IF_ERROR(AlignExperts(train, test, o->experts));
-            BATON_RETURN_IF_ERROR(CheckBenchable(train, test, o->cold_start));
-            fmt::print(stderr, "loaded in {:.1f}s: {} train and {} test queries, {} experts\n", SecondsSince(t0),
-                       train.num_queries(), test.num_queries(), train.num_experts());
-            BenchOptions opts;
-            opts.routers = o->routers;
-            opts.default_candidates = o->candidates;
-            opts.cv_folds = o->cv_folds;
-            opts.num_lambdas = o->lambdas;
-            opts.breakpoint_lambdas = o->breakpoint_lambdas;
-            opts.seed = o->seed;
-            opts.bootstrap = o->bootstrap;
-            opts.cross_validate = !o->no_inner_cv;
-            opts.progress = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
-            BATON_ASSIGN_OR_RETURN(BenchResult r, RunBench(train, test, opts));
-            r.provenance = fmt::format("{}; seed {}; {}; {}", CommandLine(), o->seed, kBatonVersion, UtcNow());
-            if (r.prices_degenerate) {
-              fmt::print(stderr,
-                         "warning: the experts' mean costs are equal (or unknown): every router collapses to one "
-                         "cost; the cost figures and price tiers say nothing\n");
-            }
+  return {
+      app, [o]() -> Status {
+        const bool from_wide = !o->wide.empty();
+        const bool from_db = !o->db.empty() || from_wide;
+        const bool split = !o->dir.empty() || (from_db && o->test_dataset.empty());
+        const int sources = !o->dir.empty() + (!o->train.empty() || !o->test.empty()) + !o->db.empty() + from_wide;
+        if (sources != 1 || (!o->dir.empty() || from_db ? false : (o->train.empty() || o->test.empty()))) {
+          return Status::InvalidArgument(
+              "give one of: DIR; --train DIR and --test DIR; --db FILE [--dataset NAME] [--test-dataset NAME]; "
+              "--wide FILE.csv --query-col C --text-col T");
+        }
+        if (o->db.empty() && (!o->datasets.empty() || !o->test_dataset.empty())) {
+          return Status::InvalidArgument("--dataset and --test-dataset go with --db");
+        }
+        if (!from_wide && (!o->wide_options.query_col.empty() || !o->wide_options.text_col.empty() ||
+                           !o->wide_options.domain_col.empty() || !o->wide_options.ignore_cols.empty())) {
+          return Status::InvalidArgument("--query-col, --text-col, --domain-col and --ignore-col go with --wide");
+        }
+        if (from_wide && (o->wide_options.query_col.empty() || o->wide_options.text_col.empty())) {
+          return Status::InvalidArgument("--wide needs --query-col and --text-col (as import-wide does)");
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        DatasetFilter filter{.datasets = {}, .experts = o->experts};
+        Dataset train, test;
+        std::string title;
+        if (from_db) {
+          BATON_ASSIGN_OR_RETURN(DbSplits d, from_wide ? LoadFromWide(o->wide, o->wide_options, o->experts)
+                                                       : LoadFromDb(o->db, o->datasets, o->test_dataset, o->experts));
+          title = fmt::format("baton bench: {} ", from_wide ? Basename(o->wide) : o->db);
+          if (o->test_dataset.empty()) {
+            BATON_ASSIGN_OR_RETURN(QuerySplit s, RandomSplit(d.train.num_queries(), o->test_fraction, o->seed));
+            train = d.train.SelectQueries(s.train);
+            test = d.train.SelectQueries(s.test);
+            title += fmt::format("dataset {} (random split, test fraction {}, seed {})", Join(d.train_names),
+                                 o->test_fraction, o->seed);
+          } else {
+            train = std::move(d.train);
+            test = std::move(d.test);
+            title += fmt::format("train {}, test {}", Join(d.train_names), o->test_dataset);
+          }
+        } else if (split) {
+          fmt::print(stderr, "loading {}\n", o->dir);
+          BATON_ASSIGN_OR_RETURN(Dataset all, LoadDatasetDir(o->dir, filter));
+          BATON_ASSIGN_OR_RETURN(QuerySplit s, RandomSplit(all.num_queries(), o->test_fraction, o->seed));
+          train = all.SelectQueries(s.train);
+          test = all.SelectQueries(s.test);
+          title = fmt::format("baton bench: {} (random split, test fraction {}, seed {})", Basename(o->dir),
+                              o->test_fraction, o->seed);
+        } else {
+          fmt::print(stderr, "loading {} and {}\n", o->train, o->test);
+          BATON_ASSIGN_OR_RETURN(train, LoadDatasetDir(o->train, filter));
+          BATON_ASSIGN_OR_RETURN(test, LoadDatasetDir(o->test, filter));
+          title = fmt::format("baton bench: train {}, test {}", Basename(o->train), Basename(o->test));
+        }
+        if (o->dev_split >= 0) {
+          BATON_ASSIGN_OR_RETURN(QuerySplit s,
+                                 RandomSplit(train.num_queries(), 0.5, static_cast<uint64_t>(o->dev_split)));
+          test = train.SelectQueries(s.test);
+          train = train.SelectQueries(s.train);
+          title += fmt::format(" [dev: halves of train, seed {}]", o->dev_split);
+          fmt::print(stderr, "dev mode: the test split is NOT used; inner split of train with seed {}\n", o->dev_split);
+        }
+        BATON_RETURN_IF_ERROR(AlignExperts(train, test, o->experts));
+        BATON_RETURN_IF_ERROR(CheckBenchable(train, test, o->cold_start));
+        fmt::print(stderr, "loaded in {:.1f}s: {} train and {} test queries, {} experts\n", SecondsSince(t0),
+                   train.num_queries(), test.num_queries(), train.num_experts());
+        BenchOptions opts;
+        opts.routers = o->routers;
+        opts.default_candidates = o->candidates;
+        opts.cv_folds = o->cv_folds;
+        opts.num_lambdas = o->lambdas;
+        opts.breakpoint_lambdas = o->breakpoint_lambdas;
+        opts.seed = o->seed;
+        opts.bootstrap = o->bootstrap;
+        opts.cross_validate = !o->no_inner_cv;
+        opts.progress = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
+        BATON_ASSIGN_OR_RETURN(BenchResult r, RunBench(train, test, opts));
+        r.provenance = fmt::format("{}; seed {}; {}; {}", CommandLine(), o->seed, kBatonVersion, UtcNow());
+        if (r.prices_degenerate) {
+          fmt::print(stderr,
+                     "warning: the experts' mean costs are equal (or unknown): every router collapses to one "
+                     "cost; the cost figures and price tiers say nothing\n");
+        }
 
-            fmt::print("{} train / {} test queries, {} experts\n", r.train_queries, r.test_queries, r.experts.size());
-            fmt::print("best single: {} (accuracy {:.3f}, ${:.3g}/query); oracle {:.3f} at ${:.3g}/query\n",
-                       r.best_single.expert, r.best_single.accuracy, r.best_single.cost_per_query, r.oracle.accuracy,
-                       r.oracle.cost_per_query);
-            std::vector<std::vector<std::string>> rows;
-            auto opt = [](const std::optional<double>& v) { return v ? fmt::format("{:.3f}", *v) : std::string("-"); };
-            for (const RouterResult& x : r.routers) {
-              rows.push_back({x.name + (x.is_default ? " *" : ""), fmt::format("{:.4f}", x.aiq), opt(x.cost_at_95),
-                              opt(x.acc_at_best_single_cost), opt(x.apgr), fmt::format("{:.1f}", x.train_seconds)});
-            }
-            rows.push_back({"cascade", fmt::format("{:.4f}", r.cascade.aiq), opt(r.cascade.cost_at_95),
-                            opt(r.cascade.acc_at_best_single_cost), "-", "-"});
-            PrintTable({"router", "aiq", "cost_at_95", "acc@best-single-cost", "apgr", "train s"}, rows);
-            fmt::print("* default router ({})\n", r.default_selection);
-            if (!o->json.empty()) {
-              BATON_RETURN_IF_ERROR(WriteFileAtomically(o->json, BenchResultToJson(r).dump(2) + "\n"));
-              fmt::print("json: {}\n", o->json);
-            }
-            if (!o->report.empty()) {
-              std::error_code ec;
-              std::filesystem::create_directories(o->report, ec);
-              if (ec) return Status::IoError(fmt::format("{}: cannot create folder: {}", o->report, ec.message()));
-              const std::string path = o->report + "/index.html";
-              BATON_RETURN_IF_ERROR(WriteFileAtomically(path, RenderBenchReport(r, title)));
-              fmt::print("report: {}\n", path);
-            }
-            fmt::print(stderr, "bench finished in {:.1f}s\n", SecondsSince(t0));
-            return Status::Ok();
-          }};
+        fmt::print("{} train / {} test queries, {} experts\n", r.train_queries, r.test_queries, r.experts.size());
+        fmt::print("best single: {} (accuracy {:.3f}, ${:.3g}/query); oracle {:.3f} at ${:.3g}/query\n",
+                   r.best_single.expert, r.best_single.accuracy, r.best_single.cost_per_query, r.oracle.accuracy,
+                   r.oracle.cost_per_query);
+        std::vector<std::vector<std::string>> rows;
+        auto opt = [](const std::optional<double>& v) { return v ? fmt::format("{:.3f}", *v) : std::string("-"); };
+        for (const RouterResult& x : r.routers) {
+          rows.push_back({x.name + (x.is_default ? " *" : ""), fmt::format("{:.4f}", x.aiq), opt(x.cost_at_95),
+                          opt(x.acc_at_best_single_cost), opt(x.apgr), fmt::format("{:.1f}", x.train_seconds)});
+        }
+        rows.push_back({"cascade", fmt::format("{:.4f}", r.cascade.aiq), opt(r.cascade.cost_at_95),
+                        opt(r.cascade.acc_at_best_single_cost), "-", "-"});
+        PrintTable({"router", "aiq", "cost_at_95", "acc@best-single-cost", "apgr", "train s"}, rows);
+        fmt::print("* default router ({})\n", r.default_selection);
+        if (!o->json.empty()) {
+          BATON_RETURN_IF_ERROR(WriteFileAtomically(o->json, BenchResultToJson(r).dump(2) + "\n"));
+          fmt::print("json: {}\n", o->json);
+        }
+        if (!o->report.empty()) {
+          std::error_code ec;
+          std::filesystem::create_directories(o->report, ec);
+          if (ec) return Status::IoError(fmt::format("{}: cannot create folder: {}", o->report, ec.message()));
+          const std::string path = o->report + "/index.html";
+          BATON_RETURN_IF_ERROR(WriteFileAtomically(path, RenderBenchReport(r, title)));
+          fmt::print("report: {}\n", path);
+        }
+        fmt::print(stderr, "bench finished in {:.1f}s\n", SecondsSince(t0));
+        return Status::Ok();
+      }};
 }
 
 }  // namespace baton::cli

@@ -212,6 +212,24 @@ TEST_F(RouteCliTest, BenchReadsADatabase) {
   EXPECT_NE(r.exit_code, 0) << r.output;  // no expert in common
 }
 
+// Item 5: bench reads a wide CSV as import-wide does (in memory: nothing is written), and says what --wide needs.
+TEST_F(RouteCliTest, BenchReadsAWideCsv) {
+  const std::string csv = tmp_->path() + "/alpha.csv";
+  ASSERT_EQ(RunBaton("export-wide --db " + db_ + " --dataset alpha --out " + csv).exit_code, 0);
+  auto r = RunBaton("bench --wide " + csv);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--query-col and --text-col"), std::string::npos) << r.output;
+  const std::string json = tmp_->path() + "/wide.json";
+  r = RunBaton("bench --wide " + csv +
+               " --query-col query_id --text-col text --domain-col domain --routers domain-prior --no-inner-cv "
+               "--lambdas 3 --breakpoint-lambdas 0 --bootstrap 0 --json " +
+               json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(ReadFile(json));
+  EXPECT_EQ(j["experts"].size(), 3u);
+  EXPECT_GT(j["test_queries"].get<size_t>(), 0u);
+}
+
 // Item 9: fit --help lists the predictors (the README says so).
 TEST(FitCliTest, HelpListsThePredictors) {
   auto r = RunBaton("fit --help");

@@ -291,6 +291,12 @@ class RetryingExpert : public ExpertBackend {
   const RetryPolicy policy_;
 };
 
+// An upper bound of the prompt tokens of `request` under any tokenizer (no tokenizer makes more tokens than bytes): the
+// bytes of every message (role, content and its other fields, such as tool_calls) plus 16 chat-template tokens per
+// message, the other request fields (tools, schemas) as serialised, plus 64. The gateway reserves budget for this many
+// prompt tokens and the openai backend clamps an upstream's reported prompt_tokens to it, so both use this one bound.
+int64_t PromptTokenBound(const ChatRequest& request);
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Registry.
 

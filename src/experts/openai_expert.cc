@@ -476,14 +476,7 @@ class OpenAiExpert : public ExpertBackend {
   // The most this call may be charged (see ChatResult::usage), from the request and the body sent.
   static UsageBounds Bounds(const ChatRequest& request, const json& body) {
     UsageBounds b;
-    int64_t bytes = 64;
-    for (const ChatMessage& m : request.messages) {
-      bytes += static_cast<int64_t>(m.content.size()) + 16;
-      if (m.fields.is_object() && !m.fields.empty()) bytes += static_cast<int64_t>(m.fields.dump().size());
-    }
-    // tools, tool_choice, response_format, ...: what an upstream may render into the prompt.
-    if (request.extra.is_object() && !request.extra.empty()) bytes += static_cast<int64_t>(request.extra.dump().size());
-    b.prompt_tokens = bytes;  // a token is at least one byte; the 16 and the 64 cover chat-template tokens
+    b.prompt_tokens = PromptTokenBound(request);  // the bound the gateway reserved for
     for (const char* key : {"max_tokens", "max_completion_tokens"}) {
       auto it = body.find(key);
       if (it != body.end() && it->is_number_integer() && it->get<int64_t>() > 0) {

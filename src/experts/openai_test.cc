@@ -215,7 +215,7 @@ class OpenAiExpertTest : public testing::CallPathTest {};
 INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, OpenAiExpertTest, testing::BothCallPaths(), testing::CallPathName);
 
 TEST_P(OpenAiExpertTest, CompletionWithUsageBasedCostAndConnectionReuse) {
-  // Within what Req() allows: a prompt bound of 116 tokens, max_tokens 8 (see ImplausibleUsageIsClampedAndNoted).
+  // Within what Req() allows: a prompt bound of 126 tokens, max_tokens 8 (see ImplausibleUsageIsClampedAndNoted).
   Responder server([](int, const std::string&) { return Http(200, Completion("four", 100, 8)); });
   auto e = Make(Config(server));
   for (int i = 0; i < 5; ++i) {
@@ -537,7 +537,8 @@ TEST_P(OpenAiExpertTest, DeeplyNestedAnswersAreUnreadableNotACrash) {
 }
 
 TEST_P(OpenAiExpertTest, ImplausibleUsageIsClampedAndNoted) {
-  // Req(): max_tokens 8; the prompt bound is 8 + 12 bytes of content + 2 x 16 + 64 = 116 tokens.
+  // Req(): max_tokens 8; the prompt bound (PromptTokenBound) is 8 + 12 bytes of content + 10 of roles + 2 x 16 + 64 =
+  // 126 tokens.
   struct Case {
     nlohmann::json usage;
     int64_t prompt, completion;
@@ -554,10 +555,10 @@ TEST_P(OpenAiExpertTest, ImplausibleUsageIsClampedAndNoted) {
        8,
        "upstream reported completion_tokens=1000000000 > max_tokens=8; charged 8"},
       {{{"prompt_tokens", 5'000'000}, {"completion_tokens", 3}},
-       116,
+       126,
        3,
-       "upstream reported prompt_tokens=5000000 > prompt bound=116; charged 116"},
-      {{{"prompt_tokens", 18446744073709551615u}, {"completion_tokens", 1e300}}, 116, 8, "charged 8"},
+       "upstream reported prompt_tokens=5000000 > prompt bound=126; charged 126"},
+      {{{"prompt_tokens", 18446744073709551615u}, {"completion_tokens", 1e300}}, 126, 8, "charged 8"},
       {{{"prompt_tokens", "lots"}, {"completion_tokens", true}},
        0,
        0,

@@ -29,6 +29,20 @@ std::string LastUserMessage(const ChatRequest& request) {
 
 }  // namespace experts
 
+int64_t PromptTokenBound(const ChatRequest& request) {
+  const auto dump = [](const nlohmann::json& j) {
+    return static_cast<int64_t>(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size());
+  };
+  int64_t bytes = 64;
+  for (const ChatMessage& m : request.messages) {
+    bytes += static_cast<int64_t>(m.role.size() + m.content.size()) + 16;
+    if (m.fields.is_object() && !m.fields.empty()) bytes += dump(m.fields);  // tool_calls, tool_call_id, name
+  }
+  // tools, tool_choice, response_format, ...: what an upstream may render into the prompt.
+  if (request.extra.is_object() && !request.extra.empty()) bytes += dump(request.extra);
+  return bytes;
+}
+
 const std::vector<std::string>& ExpertKinds() {
   static const std::vector<std::string> kinds = {"openai", "replay", "llamacpp"};
   return kinds;

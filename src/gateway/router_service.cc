@@ -72,16 +72,6 @@ std::optional<size_t> RouterService::Find(const std::string& name) const {
   return it->second;
 }
 
-int64_t PromptTokenBound(const ChatRequest& request) {
-  // No tokenizer turns a byte into more than one token; each message adds a few tokens of chat template around it.
-  size_t bytes = 0;
-  for (const auto& m : request.messages) bytes += m.role.size() + m.content.size() + 16;
-  if (request.extra.is_object() && !request.extra.empty()) {
-    bytes += request.extra.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();  // tools, schemas
-  }
-  return static_cast<int64_t>(bytes) + 64;
-}
-
 int64_t MaxTokensFor(const ExpertConfig& expert, const ChatRequest& request) {
   return request.max_tokens.value_or(expert.default_max_tokens);
 }

@@ -44,7 +44,7 @@ class RouterService {
   // FailedPrecondition ("baton" without a router model), InvalidArgument (no expert fits max_cost_usd).
   StatusOr<std::vector<Candidate>> Plan(const GatewayRequest& request) const;
 
-  // The most a call can cost at the expert's list prices: PromptTokenBound(request) tokens in and
+  // The most a call can cost at the expert's list prices: PromptTokenBound(request) (baton/expert.h) tokens in and
   // MaxTokensFor(expert, request) out. It is a true bound only because the gateway sends that max_tokens upstream
   // and experts clamp reported usage to these bounds. 0 when the expert has no prices.
   double PriceBound(size_t expert, const ChatRequest& request) const;
@@ -67,9 +67,6 @@ class RouterService {
   double default_lambda_ = 0;
 };
 
-// An upper bound of the prompt tokens of `request` under any tokenizer: its bytes (messages and the other fields such
-// as tool definitions) plus a chat template's overhead per message.
-int64_t PromptTokenBound(const ChatRequest& request);
 // The completion tokens a call may produce: the request's max_tokens, else the expert's default_max_tokens.
 int64_t MaxTokensFor(const ExpertConfig& expert, const ChatRequest& request);
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
@@ -139,7 +140,9 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       ChatRequest call = request_.chat;
       const bool priced = expert.config.usd_per_mtok_out || expert.config.usd_per_mtok_in;
       if (priced && !call.max_tokens) call.max_tokens = MaxTokensFor(expert.config, call);
-      reserved_ = priced ? s_.router->PriceBound(c.expert, call) : c.predicted_cost * s_.config.reserve_factor;
+      if (priced && !prompt_bound_) prompt_bound_ = PromptTokenBound(call);  // the same for every candidate
+      reserved_ =
+          priced ? s_.router->PriceBound(c.expert, call, *prompt_bound_) : c.predicted_cost * s_.config.reserve_factor;
       Status reserved = s_.ledger->Reserve(key_, reserved_);
       if (!reserved.ok()) {
         budget_refused_ = true;
@@ -392,6 +395,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   size_t next_ = 0, current_ = 0;
   bool routed_ = false, attempted_ = false, budget_refused_ = false;
   double reserved_ = 0;
+  std::optional<int64_t> prompt_bound_;  // PromptTokenBound of the request, once a priced candidate needs it
   std::string budget_message_;
   Status last_error_;
   Clock::time_point attempt_start_;

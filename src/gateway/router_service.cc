@@ -81,10 +81,10 @@ double RouterService::PriceOf(size_t expert, double tokens_in, double tokens_out
   return (tokens_in * c.usd_per_mtok_in.value_or(0) + tokens_out * c.usd_per_mtok_out.value_or(0)) / 1e6;
 }
 
-double RouterService::PriceBound(size_t expert, const ChatRequest& request) const {
+double RouterService::PriceBound(size_t expert, const ChatRequest& request, int64_t prompt_bound) const {
   const ExpertConfig& c = experts_[expert].config;
   if (!c.usd_per_mtok_in && !c.usd_per_mtok_out) return 0;
-  return PriceOf(expert, static_cast<double>(PromptTokenBound(request)), static_cast<double>(MaxTokensFor(c, request)));
+  return PriceOf(expert, static_cast<double>(prompt_bound), static_cast<double>(MaxTokensFor(c, request)));
 }
 
 StatusOr<std::vector<Candidate>> RouterService::Plan(const GatewayRequest& request) const {
@@ -106,9 +106,15 @@ StatusOr<std::vector<Candidate>> RouterService::Plan(const GatewayRequest& reque
       model_->predictor->Predict(q, score);
     }
   }
+  // The prompt's token bound serialises the request's extra fields: computed at most once, and only when needed.
+  std::optional<int64_t> bound;
+  auto prompt_bound = [&] {
+    if (!bound) bound = PromptTokenBound(request.chat);
+    return *bound;
+  };
   auto predicted_cost = [&](size_t i) {
     double c = cost_index_[i] >= 0 ? cost[cost_index_[i]] : std::nan("");
-    if (!std::isfinite(c) || c < 0) c = PriceBound(i, request.chat);
+    if (!std::isfinite(c) || c < 0) c = PriceBound(i, request.chat, prompt_bound());
     return c;
   };
   if (request.model != "baton") {
@@ -119,7 +125,8 @@ StatusOr<std::vector<Candidate>> RouterService::Plan(const GatewayRequest& reque
                       "GET /v1/models)",
                       request.model.substr(0, 100)));
     }
-    Candidate c{.expert = *i, .predicted_cost = model_ ? predicted_cost(*i) : PriceBound(*i, request.chat)};
+    Candidate c{.expert = *i,
+                .predicted_cost = model_ ? predicted_cost(*i) : PriceBound(*i, request.chat, prompt_bound())};
     if (o.max_cost_usd && c.predicted_cost > *o.max_cost_usd) {
       return Status::InvalidArgument(fmt::format("expert '{}' is predicted to cost ${:.6f}, over max_cost_usd ${:.6f}",
                                                  request.model, c.predicted_cost, *o.max_cost_usd));

@@ -44,10 +44,11 @@ class RouterService {
   // FailedPrecondition ("baton" without a router model), InvalidArgument (no expert fits max_cost_usd).
   StatusOr<std::vector<Candidate>> Plan(const GatewayRequest& request) const;
 
-  // The most a call can cost at the expert's list prices: PromptTokenBound(request) (baton/expert.h) tokens in and
-  // MaxTokensFor(expert, request) out. It is a true bound only because the gateway sends that max_tokens upstream
-  // and experts clamp reported usage to these bounds. 0 when the expert has no prices.
-  double PriceBound(size_t expert, const ChatRequest& request) const;
+  // The most a call can cost at the expert's list prices: `prompt_bound` tokens in (PromptTokenBound(request), from
+  // baton/expert.h; passed in because it serialises the request's extra fields, so a caller computes it once per
+  // request) and MaxTokensFor(expert, request) out. It is a true bound only because the gateway sends that max_tokens
+  // upstream and experts clamp reported usage to these bounds. 0 when the expert has no prices.
+  double PriceBound(size_t expert, const ChatRequest& request, int64_t prompt_bound) const;
   // List prices x tokens (0 for an expert without prices).
   double PriceOf(size_t expert, double tokens_in, double tokens_out) const;
 

@@ -88,6 +88,24 @@ struct ClientBudgetRecord {
   double reserved_usd = 0;  // reserved by calls in flight when last persisted
 };
 
+// One inference call of an Archon architecture run (schema v4), or one component that makes no call (vote,
+// predicted ranker; expert "" and no tokens).
+struct ArchonCallRecord {
+  int64_t time_unix_ms = 0;  // 0 = now (when stored)
+  std::string run_id;        // groups the calls of one run
+  std::string architecture;  // Architecture::name
+  int layer = 0;             // 0-based
+  int component_index = 0;   // 0-based within the layer
+  std::string component;     // its type name, with the stage for two-stage components ("verifier:verdict")
+  std::string expert;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  double cost_usd = 0;
+  double latency_ms = 0;
+  std::string status = "ok";  // "ok" or the call's error
+  std::string parse = "n/a";  // how its output parsed: "ok", "n/a" (nothing to parse), "failed: ...", "partial: ..."
+};
+
 // One dataset as `baton datasets` lists it.
 struct DatasetInfo {
   std::string name;
@@ -123,6 +141,10 @@ class Store {
   // Inserts or replaces the recorded answer text of `expert` to `query`.
   Status PutResponse(int64_t query_id, int64_t expert_id, const std::string& text);
   Status LogRequest(const RequestLogRecord& request);
+  // Appends Archon call traces (in one statement each; wrap many in a Transaction for speed).
+  Status LogArchonCall(const ArchonCallRecord& call);
+  // The traces of one run (all runs when run_id is ""), in insertion order.
+  StatusOr<std::vector<ArchonCallRecord>> ListArchonCalls(const std::string& run_id = "");
 
   // Inserts the key's budget or, when the key exists, updates its name and budget and keeps what it has spent.
   Status UpsertClientBudget(const ClientBudgetRecord& budget);

@@ -131,7 +131,7 @@ struct ValidateOptions {
   int64_t context_tokens = 32'768;  // the context window assumed when warning about too many candidates
 };
 
-// Semantic checks of a parsed architecture, appended to `result` (errors and warnings as the module comment lists):
+// Semantic checks of a parsed architecture, appended to `result`; nothing when parsing already failed (errors and warnings as the module comment lists):
 // errors: a component that needs state no earlier layer can produce (an evaluator with no unit-test generator before
 // it; a ranker, critic, verifier, vote or predicted ranker with no candidates); a model that maps to no expert.
 // warnings: a fuser with nothing to fuse (answers like a generator, as in Archon); a ranker, critic, verifier or

@@ -3,7 +3,7 @@
 
 namespace baton::store {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 inline constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS experts (
@@ -77,6 +77,27 @@ inline constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE requests ADD COLUMN request_id TEXT;
 ALTER TABLE requests ADD COLUMN note TEXT;
 CREATE INDEX IF NOT EXISTS requests_by_id ON requests(request_id);
+)sql";
+
+// v4: Archon architecture runs, one row per inference call (or per component that makes none).
+inline constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE IF NOT EXISTS archon_calls (
+  id                INTEGER PRIMARY KEY,
+  time_unix_ms      INTEGER NOT NULL,
+  run_id            TEXT NOT NULL DEFAULT '',
+  architecture      TEXT NOT NULL DEFAULT '',
+  layer             INTEGER NOT NULL,
+  component_index   INTEGER NOT NULL,
+  component         TEXT NOT NULL,
+  expert            TEXT NOT NULL DEFAULT '',
+  prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_usd          REAL NOT NULL DEFAULT 0,
+  latency_ms        REAL NOT NULL DEFAULT 0,
+  status            TEXT NOT NULL DEFAULT 'ok',
+  parse             TEXT NOT NULL DEFAULT 'n/a'
+);
+CREATE INDEX IF NOT EXISTS archon_calls_by_run ON archon_calls(run_id);
 )sql";
 
 }  // namespace baton::store

@@ -46,7 +46,7 @@ struct Store::Impl {
   // Prepared once, reused for every row (the import hot path).
   std::optional<Stmt> insert_outcome, insert_query, find_expert, find_query, insert_expert, fill_prices, put_response;
   // Prepared once for the gateway's recorder (a row per request, a spend update per batch).
-  std::optional<Stmt> log_request, set_spend;
+  std::optional<Stmt> log_request, set_spend, log_archon;
 
   StatusOr<Stmt*> Cached(std::optional<Stmt>& slot, std::string_view sql) {
     if (!slot) {
@@ -87,6 +87,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const Stor
       Status st = version < 1 ? d.Exec(store::kSchemaV1) : Status::Ok();
       if (st.ok() && version < 2) st = d.Exec(store::kSchemaV2);
       if (st.ok() && version < 3) st = d.Exec(store::kSchemaV3);
+      if (st.ok() && version < 4) st = d.Exec(store::kSchemaV4);
       if (st.ok()) st = d.Exec(fmt::format("PRAGMA user_version={}", store::kSchemaVersion));
       if (!st.ok()) {
         (void)d.Exec("ROLLBACK");
@@ -196,6 +197,47 @@ Status Store::LogRequest(const RequestLogRecord& r) {
   else
     s->Bind(12, r.note);
   return s->Run();
+}
+
+Status Store::LogArchonCall(const ArchonCallRecord& r) {
+  BATON_ASSIGN_OR_RETURN(Stmt * s, impl_->Cached(impl_->log_archon, R"sql(
+    INSERT INTO archon_calls(time_unix_ms, run_id, architecture, layer, component_index, component, expert,
+                             prompt_tokens, completion_tokens, cost_usd, latency_ms, status, parse)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13))sql"));
+  s->Bind(1, r.time_unix_ms ? r.time_unix_ms : NowMs()).Bind(2, r.run_id).Bind(3, r.architecture);
+  s->Bind(4, static_cast<int64_t>(r.layer)).Bind(5, static_cast<int64_t>(r.component_index)).Bind(6, r.component);
+  s->Bind(7, r.expert).Bind(8, r.prompt_tokens).Bind(9, r.completion_tokens).Bind(10, r.cost_usd);
+  s->Bind(11, r.latency_ms).Bind(12, r.status).Bind(13, r.parse);
+  return s->Run();
+}
+
+StatusOr<std::vector<ArchonCallRecord>> Store::ListArchonCalls(const std::string& run_id) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+    SELECT time_unix_ms, run_id, architecture, layer, component_index, component, expert, prompt_tokens,
+           completion_tokens, cost_usd, latency_ms, status, parse
+    FROM archon_calls WHERE ?1 = '' OR run_id = ?1 ORDER BY id)sql"));
+  s.Bind(1, run_id);
+  std::vector<ArchonCallRecord> out;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    ArchonCallRecord r;
+    r.time_unix_ms = s.Int(0);
+    r.run_id = s.Text(1);
+    r.architecture = s.Text(2);
+    r.layer = static_cast<int>(s.Int(3));
+    r.component_index = static_cast<int>(s.Int(4));
+    r.component = s.Text(5);
+    r.expert = s.Text(6);
+    r.prompt_tokens = s.Int(7);
+    r.completion_tokens = s.Int(8);
+    r.cost_usd = s.Double(9);
+    r.latency_ms = s.Double(10);
+    r.status = s.Text(11);
+    r.parse = s.Text(12);
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 namespace {

@@ -223,6 +223,10 @@ struct ArchonRunOptions {
   // call (then ArchonResult::streamed is true if any piece went through). Otherwise the answer arrives in `done`
   // only. Returning false cancels that call. May be empty.
   StreamSink final_sink;
+  // Called on ctx.loop as each call (or no-call component) finishes, with its trace record, before `done`: lets a
+  // caller meter and account a run as it goes, including the calls of a run that ends up failing (whose cost `done`
+  // cannot report). May be empty.
+  std::function<void(const ArchonCallRecord&)> on_call;
 };
 
 // Runs `arch` on `request` (its messages are the query) on ctx.loop: every call through ExpertBackend::CompleteAsync,

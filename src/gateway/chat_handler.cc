@@ -113,6 +113,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     request_ = std::move(*parsed);
     log_.requested_model = request_.model;
     if (s_.config.record_prompts) log_.prompt = std::string(LastUserText(request_.chat));
+    if (request_.model.starts_with(kArchitecturePrefix)) return RunArchitecture();
     StatusOr<std::vector<Candidate>> plan = s_.router->Plan(request_);
     if (!plan.ok()) {
       const Status& st = plan.status();
@@ -153,6 +154,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       attempted_ = true;
       if (routed_) s_.metrics.CountRoutingDecision(expert.config.name);
       log_.expert = expert.config.name;
+      answer_model_ = expert.config.name;
       current_ = c.expert;
       ++next_;
       return Attempt(expert, std::move(call));
@@ -174,16 +176,14 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
 
   bool OnPiece(const StreamDelta& delta) {
     if (delta.empty()) return true;
-    const ExpertSlot& expert = s_.router->experts()[current_];
-    if (!StartStream(expert)) {
+    if (!StartStream()) {
       client_gone_ = true;  // the upstream call is cancelled; what it produced so far is still billed
       return false;
     }
     // Tool-call deltas (with any content) go out as delta.tool_calls, content alone as delta.content.
-    const std::string chunk =
-        delta.tool_calls != nullptr
-            ? SseToolCallsChunk(id_, created_, expert.config.name, delta.content, *delta.tool_calls)
-            : SseChunk(id_, created_, expert.config.name, "", delta.content, "");
+    const std::string chunk = delta.tool_calls != nullptr
+                                  ? SseToolCallsChunk(id_, created_, answer_model_, delta.content, *delta.tool_calls)
+                                  : SseChunk(id_, created_, answer_model_, "", delta.content, "");
     if (!ex_->WriteStream(chunk)) {
       client_gone_ = true;
       return false;
@@ -286,15 +286,15 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     Finish(std::move(r));
   }
 
-  // Sends the headers and the role chunk once, before the first content.
-  bool StartStream(const ExpertSlot& expert) {
+  // Sends the headers and the role chunk once, before the first content, naming answer_model_.
+  bool StartStream() {
     if (stream_started_) return stream_ok_;
     stream_started_ = true;
     Headers h = {{"x-request-id", id_},
-                 {"x-baton-expert", expert.config.name},
+                 {"x-baton-expert", answer_model_},
                  {"x-baton-overhead-ms", fmt::format("{:.3f}", OverheadMs())}};
     ex_->BeginStream(200, "text/event-stream", h);
-    stream_ok_ = ex_->WriteStream(SseChunk(id_, created_, expert.config.name, "assistant", "", ""));
+    stream_ok_ = ex_->WriteStream(SseChunk(id_, created_, answer_model_, "assistant", "", ""));
     return stream_ok_;
   }
 
@@ -315,7 +315,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     }
     if (request_.stream) {
       // A backend that delivered nothing through the sink (or an empty answer) still gets a well-formed stream.
-      if (!stream_started_ && StartStream(expert)) {
+      if (!stream_started_ && StartStream()) {
         if (!r.tool_calls.empty()) {
           ex_->WriteStream(SseToolCallsChunk(id_, created_, expert.config.name, r.content, r.tool_calls));
         } else if (!r.content.empty()) {
@@ -332,6 +332,124 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     HttpResponse resp = MakeHttpResponse(200, CompletionJson(id_, created_, expert.config.name, r));
     resp.headers = {{"x-baton-expert", expert.config.name}, {"x-baton-cost-usd", FormatUsd(r.cost_usd)}};
     Finish(std::move(resp));
+  }
+
+  // ---- Archon: "model": "archon/<name>" runs a configured architecture (baton/archon.h) on this request's loop.
+  //
+  // The key reserves the architecture's cost bound (ArchitectureBound: every call at its expert's list prices with
+  // its max_tokens, the architecture's max_cost_usd when that is lower) before the first call and settles the sum of
+  // every call made, failed ones included. A component that fails degrades inside the executor; the request fails
+  // only when no candidate is left. With stream: true the final layer's answer streams when it is one call, else it
+  // is sent in one chunk when the run ends.
+  void RunArchitecture() {
+    const std::string name = request_.model.substr(kArchitecturePrefix.size());
+    arch_ = FindArchitecture(s_, name);
+    if (arch_ == nullptr) {
+      return Finish(ErrorResponse(
+          404, fmt::format("model '{}' does not exist: no architecture '{}' is configured", request_.model, name),
+          "invalid_request_error", "model_not_found"));
+    }
+    log_.expert = request_.model;
+    answer_model_ = request_.model;
+    const archon::ArchitectureCost bound = archon::ArchitectureBound(arch_->arch, s_.archon_experts, request_.chat);
+    if (bound.calls > arch_->config.max_calls) {
+      return Finish(ErrorResponse(
+          400,
+          fmt::format("architecture '{}' may make {} calls for this request, more than its max_calls ({})", name,
+                      bound.calls, arch_->config.max_calls),
+          "invalid_request_error", "invalid_request"));
+    }
+    reserved_ = arch_->config.max_cost_usd ? std::min(bound.cost_usd, *arch_->config.max_cost_usd) : bound.cost_usd;
+    if (Status st = s_.ledger->Reserve(key_, reserved_); !st.ok()) {
+      budget_refused_ = true;
+      budget_message_ = st.message();
+      return GiveUp();
+    }
+    attempted_ = true;
+    archon::ArchonRunOptions o;
+    o.limits = {.max_calls = arch_->config.max_calls,
+                .max_cost_usd = reserved_ > 0 ? reserved_ : arch_->config.max_cost_usd.value_or(0),
+                .max_concurrency = arch_->config.max_concurrency,
+                .timeout = arch_->config.timeout};
+    o.run_id = id_;
+    if (s_.router->has_router()) {
+      o.scorer = [&router = *s_.router](std::string_view query, const std::vector<std::string>& experts) {
+        return router.PredictedScores(query, experts);
+      };
+    }
+    o.on_call = [this, self = shared_from_this()](const ArchonCallRecord& c) {
+      archon_spent_ += std::max(0.0, c.cost_usd);
+      archon_tokens_in_ += c.prompt_tokens;
+      archon_tokens_out_ += c.completion_tokens;
+      s_.metrics.CountArchonCall(arch_->config.name, c.layer, c.component, c.status);
+      if (c.status != "ok" && !c.expert.empty()) s_.metrics.CountUpstreamFailure(c.expert, c.status);
+      archon_trace_.push_back(c);
+    };
+    if (request_.stream) {
+      o.final_sink = [self = shared_from_this()](const StreamDelta& delta) { return self->OnPiece(delta); };
+    }
+    attempt_start_ = Clock::now();
+    in_attempt_ = true;
+    archon::RunArchitectureAsync(arch_->arch, s_.archon_experts, request_.chat,
+                                 AsyncContext{&ex_->loop(), s_.blocking.get()}, std::move(o),
+                                 [self = shared_from_this()](StatusOr<archon::ArchonResult> r) {
+                                   Guarded(*self, [&] { self->OnArchitectureDone(std::move(r)); });
+                                 });
+  }
+
+  void OnArchitectureDone(StatusOr<archon::ArchonResult> r) {
+    upstream_ms_ += MsSince(attempt_start_);
+    in_attempt_ = false;
+    const double charged = s_.ledger->Settle(key_, reserved_, archon_spent_);
+    if (charged < archon_spent_) AddNote("budget_capped");
+    s_.metrics.AddSpend(request_.model, s_.config.keys[key_].name, charged);
+    log_.cost_usd = charged;
+    log_.tokens_in = archon_tokens_in_;
+    log_.tokens_out = archon_tokens_out_;
+    if (!archon_trace_.empty()) s_.recorder->LogArchonCalls(std::move(archon_trace_));
+    if (!r.ok()) {
+      s_.metrics.CountArchonRun(arch_->config.name, "failed");
+      last_error_ = r.status();
+      if (client_gone_) return ArchitectureCancelled();
+      std::fprintf(stderr, "baton serve: request %s: architecture '%s' failed: %s\n", id_.c_str(),
+                   arch_->config.name.c_str(), last_error_.ToString().substr(0, kMaxLoggedError).c_str());
+      return GiveUp();
+    }
+    const bool degraded =
+        !r->stop_reason.empty() || std::any_of(r->trace.begin(), r->trace.end(), [](const ArchonCallRecord& c) {
+          return c.status != "ok" || c.parse.starts_with("failed");
+        });
+    s_.metrics.CountArchonRun(arch_->config.name, degraded ? "degraded" : "ok");
+    if (degraded) AddNote("archon_degraded");
+    if (client_gone_) return ArchitectureCancelled();
+    ChatResult answer;
+    answer.content = std::move(r->answer);
+    answer.usage = {archon_tokens_in_, archon_tokens_out_};
+    answer.cost_usd = charged;
+    const Headers extra = {{"x-baton-architecture-calls", std::to_string(r->calls)},
+                           {"x-baton-answer-expert", r->answer_expert}};
+    if (request_.stream) {
+      if (StartStream() && !r->streamed && !answer.content.empty()) {
+        ex_->WriteStream(SseChunk(id_, created_, answer_model_, "", answer.content, ""));
+      }
+      return Conclude(200, [self = shared_from_this(), answer](bool) {
+        self->ex_->WriteStream(SseChunk(self->id_, self->created_, self->answer_model_, "", "", answer.finish_reason,
+                                        answer.usage, answer.cost_usd));
+        self->ex_->WriteStream(kSseDone);
+        self->ex_->EndStream();
+      });
+    }
+    HttpResponse resp = MakeHttpResponse(200, CompletionJson(id_, created_, answer_model_, answer));
+    resp.headers = {{"x-baton-expert", answer_model_}, {"x-baton-cost-usd", FormatUsd(answer.cost_usd)}};
+    resp.headers.insert(resp.headers.end(), extra.begin(), extra.end());
+    Finish(std::move(resp));
+  }
+
+  // A streaming client went away during the run: what the calls cost is charged (above); logged as 499.
+  void ArchitectureCancelled() {
+    s_.metrics.CountClientCancellation(request_.model);
+    AddNote("client_cancelled");
+    Conclude(kClientClosedRequest, [self = shared_from_this()](bool) { self->ex_->EndStream(); });
   }
 
   // Answers with `resp` once the request is recorded.
@@ -401,6 +519,12 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   Clock::time_point attempt_start_;
   double upstream_ms_ = 0;
   bool in_attempt_ = false, stream_started_ = false, stream_ok_ = true;
+  std::string answer_model_;  // the model named in the answer: the expert's name, or "archon/<name>"
+  // An architecture's run (model "archon/<name>"): what its calls cost and used so far, and their traces.
+  const ServedArchitecture* arch_ = nullptr;
+  double archon_spent_ = 0;
+  int64_t archon_tokens_in_ = 0, archon_tokens_out_ = 0;
+  std::vector<ArchonCallRecord> archon_trace_;
   // What reached a streaming client before it went away.
   bool client_gone_ = false;
   int64_t relayed_pieces_ = 0, relayed_bytes_ = 0;

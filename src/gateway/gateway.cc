@@ -62,6 +62,61 @@ Gateway::~Gateway() {
   Shutdown(std::chrono::seconds(2));
 }
 
+namespace {
+
+// Loads, parses and validates every configured architecture against the configured experts; errors name the YAML
+// entry and the JSON file's line and column. Warnings go to stderr. Also sets s->archon_experts.
+Status LoadArchitectures(const GatewayConfig& config, Gateway::State* s) {
+  s->archon_experts = [router = s->router.get()](std::string_view model) -> std::optional<archon::ExpertHandle> {
+    const std::vector<ExpertSlot>& experts = router->experts();
+    std::optional<size_t> i = router->Find(std::string(model));
+    if (!i) {  // the one expert whose upstream model it is
+      for (size_t k = 0; k < experts.size(); ++k) {
+        if (experts[k].config.model == model) {
+          if (i) return std::nullopt;  // ambiguous
+          i = k;
+        }
+      }
+    }
+    if (!i) return std::nullopt;
+    return archon::ExpertHandle{experts[*i].backend.get(), &experts[*i].config};
+  };
+  for (size_t i = 0; i < config.architectures.size(); ++i) {
+    const ArchitectureConfig& ac = config.architectures[i];
+    const std::string where = fmt::format("{}: architectures[{}] '{}'", config.source, i, ac.name);
+    StatusOr<archon::ParseResult> parsed = archon::LoadArchitecture(ac.path);
+    if (!parsed.ok()) return parsed.status().WithContext(where);
+    archon::Validate({.structure_only = false, .experts = config.experts}, &*parsed);
+    for (const archon::Diagnostic& w : parsed->warnings) {
+      std::fprintf(stderr, "baton serve: %s: warning: %s\n", where.c_str(), w.ToString(ac.path).c_str());
+    }
+    if (!parsed->errors.empty()) {
+      std::string list;
+      for (const archon::Diagnostic& e : parsed->errors) list += "\n  " + e.ToString(ac.path);
+      return Status::InvalidArgument(fmt::format("{}: the architecture cannot run:{}", where, list));
+    }
+    const archon::ArchitectureCost bound = archon::ArchitectureBound(parsed->architecture, s->archon_experts, {});
+    if (bound.calls > ac.max_calls) {
+      return Status::InvalidArgument(
+          fmt::format("{}: it makes up to {} inference calls per request, more than its "
+                      "max_calls ({}); raise max_calls or shrink the architecture",
+                      where, bound.calls, ac.max_calls));
+    }
+    s->architectures.push_back(
+        std::make_unique<ServedArchitecture>(ServedArchitecture{ac, std::move(parsed->architecture)}));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const ServedArchitecture* FindArchitecture(const Gateway::State& s, std::string_view name) {
+  for (const auto& a : s.architectures) {
+    if (a->config.name == name) return a.get();
+  }
+  return nullptr;
+}
+
 StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, GatewayParts parts) {
   auto s = std::make_unique<State>();
   if (parts.backends.size() != config.experts.size()) {
@@ -74,6 +129,7 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
   }
   BATON_ASSIGN_OR_RETURN(s->router,
                          RouterService::Create(std::move(slots), std::move(parts.router), config.router.lambda));
+  BATON_RETURN_IF_ERROR(LoadArchitectures(config, s.get()));
   s->keys = std::make_unique<KeyRing>(config.keys);
   if (!config.metrics_key_sha256.empty()) {
     s->metrics_key = std::make_unique<KeyRing>(
@@ -126,6 +182,7 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
   };
   add_model("baton");
   for (const auto& e : s->router->experts()) add_model(e.config.name);
+  for (const auto& a : s->architectures) add_model(std::string(kArchitecturePrefix) + a->config.name);
   s->models_json = models.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   s->config = std::move(config);
   return std::unique_ptr<Gateway>(new Gateway(std::move(s)));

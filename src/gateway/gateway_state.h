@@ -7,10 +7,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "baton/archon.h"
 #include "gateway/auth.h"
 #include "gateway/budget.h"
 #include "gateway/config.h"
@@ -39,6 +41,14 @@ struct KeyState {
   std::atomic<int> in_flight{0};  // requests of this key not yet finished
 };
 
+// An architecture served as model "archon/<name>": its configuration and the parsed Archon JSON, loaded and
+// validated against the configured experts at start-up.
+struct ServedArchitecture {
+  ArchitectureConfig config;
+  archon::Architecture arch;
+};
+inline constexpr std::string_view kArchitecturePrefix = "archon/";
+
 struct Gateway::State {
   GatewayConfig config;
   std::unique_ptr<KeyRing> keys;
@@ -47,12 +57,17 @@ struct Gateway::State {
   std::unique_ptr<Recorder> recorder;  // owns the store; declared before ledger (ledger persists through it)
   std::unique_ptr<BudgetLedger> ledger;
   Metrics metrics;
-  std::vector<std::unique_ptr<KeyState>> key_state;    // per key, in config.keys order
-  std::string models_json;                             // GET /v1/models, built once
+  std::vector<std::unique_ptr<KeyState>> key_state;                // per key, in config.keys order
+  std::vector<std::unique_ptr<ServedArchitecture>> architectures;  // config.architectures order
+  archon::ExpertLookup archon_experts;  // an architecture's model name -> the expert of that name (or upstream model)
+  std::string models_json;              // GET /v1/models, built once
   std::unique_ptr<boost::asio::thread_pool> blocking;  // experts that can only block; joined before server dies
   std::unique_ptr<HttpServer> server;
   bool shut_down = false;
 };
+
+// The architecture served as "archon/<name>", nullptr when none is configured.
+const ServedArchitecture* FindArchitecture(const Gateway::State& s, std::string_view name);
 
 // POST /v1/chat/completions, on the connection's event loop; returns once the upstream call is under way. Answers
 // through `ex` in every case; never throws.

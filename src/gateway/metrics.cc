@@ -57,6 +57,17 @@ void Metrics::CountUsageAnomaly(const std::string& expert) {
   ++usage_anomalies_[expert];
 }
 
+void Metrics::CountArchonCall(const std::string& architecture, int layer, const std::string& component,
+                              const std::string& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++archon_calls_[{architecture, layer, component, status}];
+}
+
+void Metrics::CountArchonRun(const std::string& architecture, const std::string& outcome) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++archon_runs_[{architecture, outcome}];
+}
+
 void Metrics::AddSpend(const std::string& expert, const std::string& key_name, double usd) {
   std::lock_guard<std::mutex> lock(mu_);
   spend_by_expert_[expert] += usd;
@@ -121,6 +132,24 @@ std::string Metrics::Render(const std::vector<std::pair<std::string, std::shared
            "Upstream answers whose reported usage was outside what the request allowed (clamped), by expert.");
     for (const auto& [e, n] : usage_anomalies_) {
       o += fmt::format("baton_upstream_usage_anomalies_total{{expert=\"{}\"}} {}\n", EscapeLabel(e), n);
+    }
+    if (!archon_runs_.empty()) {
+      header("baton_archon_runs_total", "counter",
+             "Requests served by an Archon architecture, by outcome (ok, degraded, failed).");
+      for (const auto& [k, n] : archon_runs_) {
+        o += fmt::format("baton_archon_runs_total{{architecture=\"{}\",outcome=\"{}\"}} {}\n", EscapeLabel(k.first),
+                         EscapeLabel(k.second), n);
+      }
+    }
+    if (!archon_calls_.empty()) {
+      header("baton_archon_calls_total", "counter",
+             "Inference calls made by Archon architectures, by layer (1-based), component and status.");
+      for (const auto& [k, n] : archon_calls_) {
+        const auto& [arch, layer, component, status] = k;
+        o += fmt::format(
+            "baton_archon_calls_total{{architecture=\"{}\",layer=\"{}\",component=\"{}\",status=\"{}\"}} {}\n",
+            EscapeLabel(arch), layer + 1, EscapeLabel(component), EscapeLabel(status), n);
+      }
     }
   }
   header("baton_fallbacks_total", "counter", "Times a failed expert was replaced by the next best one.");

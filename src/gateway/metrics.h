@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,12 @@ class Metrics {
   // An upstream reported usage outside what the request allowed; it was clamped (see ChatResult).
   void CountUsageAnomaly(const std::string& expert);
 
+  // One inference call of an Archon architecture (or a component that made none), by layer, component and how it
+  // ended ("ok" or the error's code name).
+  void CountArchonCall(const std::string& architecture, int layer, const std::string& component,
+                       const std::string& status);
+  // One request served by an architecture: "ok", "degraded" (stopped early or a component failed), "failed".
+  void CountArchonRun(const std::string& architecture, const std::string& outcome);
   // Renders every metric; `meters` adds each expert's meter (calls, errors, in flight, tokens).
   std::string Render(const std::vector<std::pair<std::string, std::shared_ptr<ExpertMeter>>>& meters,
                      const std::vector<std::pair<std::string, double>>& extra_gauges = {}) const;
@@ -48,6 +55,9 @@ class Metrics {
   std::map<std::string, int64_t> decisions_;                         // guarded by mu_
   std::map<std::pair<std::string, std::string>, int64_t> failures_;  // (expert, reason); guarded by mu_
   std::map<std::string, int64_t> cancellations_, usage_anomalies_;   // by expert; guarded by mu_
+  // (architecture, layer, component, status); guarded by mu_. Bounded: architectures and their layers are configured.
+  std::map<std::tuple<std::string, int, std::string, std::string>, int64_t> archon_calls_;
+  std::map<std::pair<std::string, std::string>, int64_t> archon_runs_;  // (architecture, outcome); guarded by mu_
   std::atomic<int64_t> fallbacks_{0};
   std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets_{};  // last = +Inf
   std::atomic<int64_t> latency_count_{0};

@@ -91,6 +91,13 @@ bool Recorder::RecordOutcome(LiveOutcome o) {
   });
 }
 
+bool Recorder::LogArchonCalls(std::vector<ArchonCallRecord> calls) {
+  return Enqueue([calls = std::move(calls)](Store& s) -> Status {
+    for (const ArchonCallRecord& c : calls) BATON_RETURN_IF_ERROR(s.LogArchonCall(c));
+    return Status::Ok();
+  });
+}
+
 void Recorder::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
   const uint64_t target = enqueued_, budget_target = budget_seq_;

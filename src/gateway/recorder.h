@@ -49,6 +49,8 @@ class Recorder {
   // Each returns false when the write was dropped (the queue is full).
   bool LogRequest(RequestLogRecord r);
   bool RecordOutcome(LiveOutcome o);
+  // The per-call traces of one Archon run (one job, so they commit together).
+  bool LogArchonCalls(std::vector<ArchonCallRecord> calls);
   void PersistBudget(const ClientBudgetRecord& b);
   // Blocks until everything enqueued before the call is written and every WhenDurable callback registered before it
   // has returned.

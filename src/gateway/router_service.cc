@@ -72,6 +72,21 @@ std::optional<size_t> RouterService::Find(const std::string& name) const {
   return it->second;
 }
 
+std::vector<double> RouterService::PredictedScores(std::string_view query_text,
+                                                   const std::vector<std::string>& names) const {
+  std::vector<double> out(names.size(), std::nan(""));
+  if (!model_) return out;
+  std::vector<float> score(model_->predictor->num_experts());
+  QueryView q;
+  q.text = query_text;
+  model_->predictor->Predict(q, score);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::optional<size_t> e = Find(names[i]);
+    if (e && score_index_[*e] >= 0) out[i] = score[score_index_[*e]];
+  }
+  return out;
+}
+
 int64_t MaxTokensFor(const ExpertConfig& expert, const ChatRequest& request) {
   return request.max_tokens.value_or(expert.default_max_tokens);
 }

@@ -52,6 +52,10 @@ class RouterService {
   // List prices x tokens (0 for an expert without prices).
   double PriceOf(size_t expert, double tokens_in, double tokens_out) const;
 
+  // The router model's predicted score of each named expert for `query_text` (NaN for a name it does not know; all
+  // NaN without a router model). Archon's predicted-score ranker reads it.
+  std::vector<double> PredictedScores(std::string_view query_text, const std::vector<std::string>& names) const;
+
   const std::vector<ExpertSlot>& experts() const { return experts_; }
   std::optional<size_t> Find(const std::string& name) const;
   bool has_router() const { return model_.has_value(); }

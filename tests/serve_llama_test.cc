@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "baton/store.h"
 #include "experts/backends.h"
 #include "experts/llama_server_process.h"
 #include "gateway/test_http_client.h"
@@ -48,10 +50,27 @@ struct ExpertSpec {
   const char* name;
   double usd_per_mtok_in, usd_per_mtok_out;
 };
-constexpr ExpertSpec kExperts[2] = {{"tiny-a", 2.0, 8.0}, {"tiny-b", 0.5, 1.0}};
+// tiny-c serves only the Archon architecture whose degradation is tested (its server is killed there).
+constexpr ExpertSpec kExperts[3] = {{"tiny-a", 2.0, 8.0}, {"tiny-b", 0.5, 1.0}, {"tiny-c", 1.0, 4.0}};
 const ExpertSpec& Spec(const std::string& name) {
-  return name == kExperts[1].name ? kExperts[1] : kExperts[0];
+  for (const ExpertSpec& e : kExperts)
+    if (name == e.name) return e;
+  return kExperts[0];
 }
+
+// Two Archon architectures (baton/archon.h) over the tiny experts: generate with two experts, critique, rank, fuse;
+// and one whose tiny-c calls fail once tiny-c's server is killed.
+constexpr const char* kCriticRankFuse = R"({"name": "critic-rank-fuse", "layers": [
+  [{"type": "generator", "model": "tiny-a", "temperature": 0, "max_tokens": 8},
+   {"type": "generator", "model": "tiny-b", "temperature": 0, "max_tokens": 8}],
+  [{"type": "critic", "model": "tiny-a", "temperature": 0, "max_tokens": 8}],
+  [{"type": "ranker", "model": "tiny-b", "temperature": 0, "max_tokens": 8, "top_k": 2}],
+  [{"type": "fuser", "model": "tiny-a", "temperature": 0, "max_tokens": 8}]]})";
+constexpr const char* kDegrading = R"({"name": "degrading", "layers": [
+  [{"type": "generator", "model": "tiny-a", "temperature": 0, "max_tokens": 8},
+   {"type": "generator", "model": "tiny-c", "temperature": 0, "max_tokens": 8}],
+  [{"type": "ranker", "model": "tiny-a", "temperature": 0, "max_tokens": 8, "top_k": 1}],
+  [{"type": "fuser", "model": "tiny-c", "temperature": 0, "max_tokens": 8}]]})";
 constexpr const char* kKey = "sk-serve-llama-test";
 
 using testing::StartLlamaServer;
@@ -157,8 +176,8 @@ class ServeLlamaTest : public ::testing::Test {
     const std::string gguf = *dir_ + "/tiny.gguf";
     const Status s = experts::WriteTinyGguf(LlamaCppPrefix() + "/share/baton/ggml-vocab-llama-spm.gguf", gguf, 7);
     ASSERT_TRUE(s.ok()) << s.ToString();
-    for (int i = 0; i < 2; ++i) {
-      servers_->push_back(StartLlamaServer(gguf, *dir_ + "/llama" + std::to_string(i) + ".log"));
+    for (int i = 0; i < 3; ++i) {  // a context large enough for the architectures' critic, ranker and fuser prompts
+      servers_->push_back(StartLlamaServer(gguf, *dir_ + "/llama" + std::to_string(i) + ".log", 4096));
       ASSERT_NE(servers_->back(), nullptr);
     }
 
@@ -167,8 +186,10 @@ class ServeLlamaTest : public ::testing::Test {
     const std::string train = *dir_ + "/train";
     std::filesystem::create_directories(train);
     std::string models = "model,params_b,usd_per_mtok_in,usd_per_mtok_out,price_source\n";
-    for (const auto& e : kExperts)
-      models += fmt::format("{},,{},{},test\n", e.name, e.usd_per_mtok_in, e.usd_per_mtok_out);
+    for (int e = 0; e < 2; ++e) {  // the router knows tiny-a and tiny-b; tiny-c is reachable by name only
+      models +=
+          fmt::format("{},,{},{},test\n", kExperts[e].name, kExperts[e].usd_per_mtok_in, kExperts[e].usd_per_mtok_out);
+    }
     WriteFile(train + "/models.csv", models);
     std::string queries, outcomes = "query_id,model,score,cost_usd,tokens_in,tokens_out\n";
     for (int q = 0; q < 8; ++q) {
@@ -193,12 +214,18 @@ class ServeLlamaTest : public ::testing::Test {
         "  - {{name: test, key: {}, budget_usd: 100}}\n"
         "experts:\n",
         *dir_, train, kKey);
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < 3; ++i) {
       yaml += fmt::format(
           "  - {{name: {}, kind: openai, base_url: \"http://127.0.0.1:{}/v1\", model: tiny, usd_per_mtok_in: {}, "
           "usd_per_mtok_out: {}, timeout_s: 30, max_retries: 1}}\n",
           kExperts[i].name, (*servers_)[i]->port, kExperts[i].usd_per_mtok_in, kExperts[i].usd_per_mtok_out);
     }
+    WriteFile(*dir_ + "/critic_rank_fuse.json", kCriticRankFuse);
+    WriteFile(*dir_ + "/degrading.json", kDegrading);
+    yaml +=
+        "architectures:\n"
+        "  - {name: crf, file: critic_rank_fuse.json, max_calls: 5}\n"
+        "  - {name: degrading, file: degrading.json, max_calls: 10}\n";
     const std::string config = *dir_ + "/gateway.yaml";
     WriteFile(config, yaml);
     baton_ = StartBaton(config, *dir_ + "/baton.log").release();
@@ -222,7 +249,7 @@ class ServeLlamaTest : public ::testing::Test {
                       "-DBATON_LLAMA_PREFIX=<its prefix>)";
     }
     ASSERT_NE(servers_, nullptr);
-    ASSERT_EQ(servers_->size(), 2u) << "a llama-server did not start";
+    ASSERT_EQ(servers_->size(), 3u) << "a llama-server did not start";
     for (const auto& s : *servers_) ASSERT_NE(s, nullptr) << "a llama-server did not start";
     ASSERT_NE(baton_, nullptr);
     ASSERT_GT(baton_->port, 0) << "baton serve did not start";
@@ -309,6 +336,139 @@ TEST_F(ServeLlamaTest, StreamingSendsChunksThenDone) {
   EXPECT_GT(last["usage"]["completion_tokens"].get<int64_t>(), 0);
   EXPECT_LE(last["usage"]["completion_tokens"].get<int64_t>(), 24);
   EXPECT_NEAR(last["x_baton_cost_usd"].get<double>(), ExpectedCost(expert, last["usage"]), 1e-12);
+}
+
+// The store's traces of one architecture run (the request's id), read while the gateway runs (WAL allows it).
+std::vector<ArchonCallRecord> Traces(const std::string& db, const std::string& run_id) {
+  StatusOr<std::unique_ptr<Store>> store = Store::Open(db, {.create = false, .read_only = true});
+  if (!store.ok()) {
+    ADD_FAILURE() << store.status().ToString();
+    return {};
+  }
+  StatusOr<std::vector<ArchonCallRecord>> calls = (*store)->ListArchonCalls(run_id);
+  if (!calls.ok()) ADD_FAILURE() << calls.status().ToString();
+  return calls.ok() ? *calls : std::vector<ArchonCallRecord>{};
+}
+
+double SpentByKey(const std::string& db) {
+  StatusOr<std::unique_ptr<Store>> store = Store::Open(db, {.create = false, .read_only = true});
+  if (!store.ok()) return -1;
+  StatusOr<std::vector<ClientBudgetRecord>> rows = (*store)->ListClientBudgets();
+  if (!rows.ok() || rows->size() != 1) return -1;
+  EXPECT_EQ(rows->front().reserved_usd, 0) << "a reservation was left behind";
+  return rows->front().spent_usd;
+}
+
+// critic -> ranker -> fuser through `baton serve` against real llama-servers: one call per component (two
+// generators, then one each), layer by layer; the request's cost is the sum of its calls, each priced from its
+// reported usage; the key is charged exactly that and holds no reservation afterwards; every call is traced.
+TEST_F(ServeLlamaTest, ArchitectureRunsEveryLayerAndSettlesTheSumOfItsCalls) {
+  const std::string db = *dir_ + "/gateway.db";
+  const double spent_before = SpentByKey(db);
+  HttpResult r = Chat(Body("archon/crf", 8));
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(r.headers["x-baton-expert"], "archon/crf");
+  EXPECT_EQ(r.headers["x-baton-architecture-calls"], "5");
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["model"], "archon/crf");
+  ASSERT_TRUE(j["choices"][0]["message"]["content"].is_string()) << r.body;
+
+  const std::vector<ArchonCallRecord> calls = Traces(db, r.headers["x-request-id"]);
+  ASSERT_EQ(calls.size(), 5u);
+  const std::vector<std::pair<int, std::string>> want = {
+      {0, "generator"}, {0, "generator"}, {1, "critic"}, {2, "ranker"}, {3, "fuser"}};
+  std::vector<std::pair<int, std::string>> got;
+  std::vector<std::string> generator_experts;
+  double sum = 0;
+  int64_t prompt = 0, completion = 0;
+  for (const ArchonCallRecord& c : calls) {
+    got.emplace_back(c.layer, c.component);
+    if (c.layer == 0) generator_experts.push_back(c.expert);
+    EXPECT_EQ(c.status, "ok") << c.component << " on " << c.expert;
+    EXPECT_EQ(c.architecture, "critic-rank-fuse");
+    EXPECT_GT(c.completion_tokens, 0);
+    EXPECT_LE(c.completion_tokens, 8);
+    const json usage = {{"prompt_tokens", c.prompt_tokens}, {"completion_tokens", c.completion_tokens}};
+    EXPECT_NEAR(c.cost_usd, ExpectedCost(c.expert, usage), 1e-12) << c.component << " on " << c.expert;
+    sum += c.cost_usd;
+    prompt += c.prompt_tokens;
+    completion += c.completion_tokens;
+  }
+  EXPECT_EQ(got, want) << "calls out of layer order";
+  std::sort(generator_experts.begin(), generator_experts.end());
+  EXPECT_EQ(generator_experts, (std::vector<std::string>{"tiny-a", "tiny-b"}));
+  EXPECT_EQ(calls[2].expert, "tiny-a");
+  EXPECT_EQ(calls[3].expert, "tiny-b");
+  EXPECT_EQ(calls[4].expert, "tiny-a");
+  EXPECT_NEAR(std::stod(r.headers["x-baton-cost-usd"]), sum, 1e-12);
+  EXPECT_EQ(j["usage"]["prompt_tokens"].get<int64_t>(), prompt);
+  EXPECT_EQ(j["usage"]["completion_tokens"].get<int64_t>(), completion);
+  EXPECT_NEAR(SpentByKey(db) - spent_before, sum, 1e-12);
+
+  const HttpResult m = Http("GET", baton_->port, "/metrics");
+  ASSERT_EQ(m.status, 200) << m.error;
+  for (const char* line : {"baton_archon_calls_total{architecture=\"crf\",layer=\"1\",component=\"generator\","
+                           "status=\"ok\"} 2",
+                           "baton_archon_calls_total{architecture=\"crf\",layer=\"4\",component=\"fuser\","
+                           "status=\"ok\"} 1"}) {
+    EXPECT_NE(m.body.find(line), std::string::npos) << line << "\n" << m.body;
+  }
+  EXPECT_NE(m.body.find("baton_archon_runs_total{architecture=\"crf\""), std::string::npos) << m.body;
+}
+
+// With stream: true the final layer's answer (one fuser call) streams, then the usage chunk and [DONE].
+TEST_F(ServeLlamaTest, ArchitectureStreamsTheFinalAnswer) {
+  HttpResult r = Chat(Body("archon/crf", 8, /*stream=*/true));
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_NE(r.headers["content-type"].find("text/event-stream"), std::string::npos);
+  std::vector<json> chunks;
+  std::istringstream lines(r.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("data: ", 0) == 0 && line != "data: [DONE]") chunks.push_back(json::parse(line.substr(6)));
+  }
+  EXPECT_EQ(r.body.substr(r.body.size() - 14), "data: [DONE]\n\n");
+  ASSERT_GE(chunks.size(), 3u) << r.body;  // role, at least one piece, usage
+  for (const json& c : chunks) EXPECT_EQ(c["model"], "archon/crf");
+  const json& last = chunks.back();
+  ASSERT_TRUE(last.contains("x_baton_cost_usd")) << last.dump();
+  double sum = 0;
+  for (const ArchonCallRecord& c : Traces(*dir_ + "/gateway.db", r.headers["x-request-id"])) sum += c.cost_usd;
+  EXPECT_GT(sum, 0);
+  EXPECT_NEAR(last["x_baton_cost_usd"].get<double>(), sum, 1e-12);
+}
+
+// tiny-c's server is killed: its generator and the fuser fail (traced as failures, retried per the expert's
+// policy), the run degrades to what tiny-a produced, the request is still answered, and only the calls that
+// produced something are charged.
+TEST_F(ServeLlamaTest, ArchitectureDegradesWhenAServerIsKilled) {
+  (*servers_)[2]->Kill();
+  const std::string db = *dir_ + "/gateway.db";
+  const double spent_before = SpentByKey(db);
+  HttpResult r = Chat(Body("archon/degrading", 8));
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(r.headers["x-baton-answer-expert"], "tiny-a");
+  const std::vector<ArchonCallRecord> calls = Traces(db, r.headers["x-request-id"]);
+  int failed_c = 0, ok_a = 0;
+  double sum = 0;
+  for (const ArchonCallRecord& c : calls) {
+    if (c.expert == "tiny-c") {
+      EXPECT_NE(c.status, "ok");
+      EXPECT_EQ(c.cost_usd, 0);
+      ++failed_c;
+    } else {
+      EXPECT_EQ(c.status, "ok") << c.component;
+      ++ok_a;
+    }
+    sum += c.cost_usd;
+  }
+  EXPECT_EQ(failed_c, 2) << "tiny-c's generator and fuser";
+  EXPECT_EQ(ok_a, 2) << "tiny-a's generator and ranker";
+  EXPECT_NEAR(std::stod(r.headers["x-baton-cost-usd"]), sum, 1e-12);
+  EXPECT_NEAR(SpentByKey(db) - spent_before, sum, 1e-12);
+  const HttpResult m = Http("GET", baton_->port, "/metrics");
+  EXPECT_NE(m.body.find("baton_archon_runs_total{architecture=\"degrading\",outcome=\"degraded\"} 1"),
+            std::string::npos)
+      << m.body;
 }
 
 // Runs last in the suite (it kills tiny-a for good): 40 routed requests from 4 threads; tiny-a (the router's first

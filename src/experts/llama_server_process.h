@@ -84,14 +84,15 @@ struct LlamaServerProcess {
   ~LlamaServerProcess() { Kill(); }
 };
 
-// Starts `llama-server -m gguf -c 512 -np 2 -t 1` on a free loopback port and waits (up to 60 s) until /health
-// answers 200. On failure records a test failure naming the log and returns nullptr.
-inline std::unique_ptr<LlamaServerProcess> StartLlamaServer(const std::string& gguf, const std::string& log) {
+// Starts `llama-server -m gguf -c CTX -np 2 -t 1` (CTX: 512 unless given) on a free loopback port and waits (up to 60
+// s) until /health answers 200. On failure records a test failure naming the log and returns nullptr.
+inline std::unique_ptr<LlamaServerProcess> StartLlamaServer(const std::string& gguf, const std::string& log,
+                                                            int ctx = 512) {
   auto s = std::make_unique<LlamaServerProcess>();
   s->port = FreePort();
   s->log = log;
   const std::string bin = LlamaCppPrefix() + "/bin/llama-server";
-  const std::string port = std::to_string(s->port);
+  const std::string port = std::to_string(s->port), ctx_size = std::to_string(ctx);
   s->pid = fork();
   if (s->pid == 0) {
     setpgid(0, 0);
@@ -99,8 +100,8 @@ inline std::unique_ptr<LlamaServerProcess> StartLlamaServer(const std::string& g
     FILE* f = freopen(log.c_str(), "w", stdout);
     (void)f;
     dup2(STDOUT_FILENO, STDERR_FILENO);
-    execl(bin.c_str(), bin.c_str(), "-m", gguf.c_str(), "--port", port.c_str(), "--host", "127.0.0.1", "-c", "512",
-          "-np", "2", "-t", "1", "--no-webui", static_cast<char*>(nullptr));
+    execl(bin.c_str(), bin.c_str(), "-m", gguf.c_str(), "--port", port.c_str(), "--host", "127.0.0.1", "-c",
+          ctx_size.c_str(), "-np", "2", "-t", "1", "--no-webui", static_cast<char*>(nullptr));
     _exit(127);
   }
   setpgid(s->pid, s->pid);

@@ -19,7 +19,8 @@ namespace {
 
 using json = nlohmann::json;
 
-// Line and column (1-based) of each value of a valid JSON text, by JSON pointer ("/layers/0/1"). nlohmann::json
+// Line and column (1-based) of each value of a valid JSON text, by JSON pointer ("/layers/0/1"); an object member
+// is located by its key. nlohmann::json
 // keeps no positions, so this walks the (already validated) text once.
 class Locator {
  public:
@@ -67,11 +68,13 @@ class Locator {
       Advance();
       Skip();
       while (pos_ < text_.size() && text_[pos_] != '}') {
+        const SourceLocation key_at{line_, col_};
         std::string key = String();
         Skip();
         if (pos_ < text_.size()) Advance();  // ':'
         Skip();
         Value(path + "/" + key);
+        out_[path + "/" + key] = key_at;  // a member is located by its key (a message about it names the key)
         Skip();
         if (pos_ < text_.size() && text_[pos_] == ',') {
           Advance();

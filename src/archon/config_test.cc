@@ -80,16 +80,16 @@ TEST(ArchonConfig, UnknownKeysKeptAsWarnings) {
   EXPECT_DOUBLE_EQ(g.temperature, 0.7);  // a misspelt key does not set the field
   EXPECT_EQ(r.architecture.unknown["checkpoint"], 1);
   EXPECT_EQ(Joined(r.warnings),
-            "t.json:1:99: unknown key 'checkpoint' (kept, ignored)\n"
-            "t.json:1:71: layer 1 component 1: unknown key 'first_pass' (kept, ignored)\n"
-            "t.json:1:91: layer 1 component 1: unknown key 'temprature' (kept, ignored)\n");
+            "t.json:1:92: unknown key 'checkpoint' (kept, ignored)\n"
+            "t.json:1:50: layer 1 component 1: unknown key 'first_pass' (kept, ignored)\n"
+            "t.json:1:70: layer 1 component 1: unknown key 'temprature' (kept, ignored)\n");
 }
 
 TEST(ArchonConfig, InvalidJsonNamesLineAndColumn) {
   ParseResult r = ParseArchitecture("{\n  \"layers\": [\n    [{\"type\": \"generator\" \"model\": \"a\"}]\n]}", "t.json");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].where.line, 3);
-  EXPECT_EQ(r.errors[0].where.column, 27);
+  EXPECT_EQ(r.errors[0].where.column, 33);  // the end of the unexpected token ("model", columns 27-33)
   EXPECT_NE(r.errors[0].message.find("invalid JSON"), std::string::npos);
   r = ParseArchitecture("", "t.json");
   ASSERT_EQ(r.errors.size(), 1u);

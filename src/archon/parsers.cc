@@ -51,9 +51,15 @@ std::vector<long> Numbers(const std::string& text, const std::regex& re) {
 std::string_view StripMarker(std::string_view line, std::optional<int>* number, bool* marked) {
   static const std::regex kNumbered(R"(^\s*(?:\*\*)?(?:#+\s*)?(?:(?:unit\s*)?test\s*(?:case\s*)?)?[\[(]?(\d{1,3})[\])]?\s*(?:[.):\-]|\*\*)+\s*)",
                                     std::regex::icase);
+  static const std::regex kBracketed(R"(^\s*(?:\*\*)?[\[(](\d{1,3})[\])](?:\*\*)?\s*[.:\-]?\s*)");
   static const std::regex kBullet(R"(^\s*(?:[-*+]|•)\s+)");
   std::cmatch m;
   *marked = false;
+  if (std::regex_search(line.data(), line.data() + line.size(), m, kBracketed)) {
+    *number = std::stoi(m[1].str());
+    *marked = true;
+    return line.substr(static_cast<size_t>(m.length(0)));
+  }
   if (std::regex_search(line.data(), line.data() + line.size(), m, kNumbered)) {
     *number = std::stoi(m[1].str());
     *marked = true;
@@ -106,13 +112,14 @@ std::optional<bool> ParseVerdict(std::string_view text, ParseOutcome* outcome) {
   std::optional<bool> verdict;
   // An explicit "verdict:" cue wins; else the last verdict word in the text.
   std::string scope = s;
-  if (auto p = s.rfind("verdict"); p != std::string::npos) scope = s.substr(p);
+  const auto cue = s.rfind("verdict");
+  if (cue != std::string::npos) scope = s.substr(cue);
   for (auto it = std::sregex_iterator(scope.begin(), scope.end(), kWord); it != std::sregex_iterator(); ++it) {
     const std::string w = (*it)[1].str();
     const bool negative = w.rfind("not", 0) == 0 || w == "incorrect" || w == "wrong" || w == "false" ||
                           w == "invalid" || w == "no";
     verdict = !negative;
-    if (scope != s) break;  // the first word after the cue
+    if (cue != std::string::npos) break;  // the first word after the cue
   }
   outcome->text = verdict ? "ok" : "failed: no verdict word";
   return verdict;
@@ -159,6 +166,9 @@ std::optional<int> ParseTestResults(std::string_view text, int n, ParseOutcome* 
     const std::string low = Lower(rest);
     std::smatch m;
     if (!std::regex_search(low, m, kVerdict)) continue;
+    // A line without a test number counts only when it is a bare verdict ("PASS", "yes."), not prose ("no idea").
+    static const std::regex kBare(R"(^\W*(pass(?:es|ed)?|fail(?:s|ed)?|yes|no|true|false)\W*$)");
+    if (!number && !std::regex_search(low, kBare)) continue;
     const std::string w = m[1].str();
     const bool pass = w.rfind("pass", 0) == 0 || w == "yes" || w == "true" || w.rfind("satisf", 0) == 0;
     int idx = number ? *number - 1 : next;

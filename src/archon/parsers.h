@@ -46,7 +46,7 @@ std::optional<int> ParseTestResults(std::string_view text, int n, ParseOutcome* 
 // when some are missing; "failed" when no marker is found (then every critique is "").
 std::vector<std::string> ParseCritiques(std::string_view text, int n, ParseOutcome* outcome);
 
-// `text` cut to at most `max_bytes` bytes on a UTF-8 boundary, with a note when cut.
+// `text` cut to at most `max_bytes` bytes on a UTF-8 boundary (nothing added, so that the executor's bound holds).
 std::string Clip(std::string_view text, size_t max_bytes);
 
 }  // namespace baton::archon

@@ -234,7 +234,9 @@ struct ArchonRunOptions {
 // exactly once on ctx.loop (never from inside this function), unless the loop is destroyed first.
 // A component call that fails (or whose output cannot be parsed) degrades: the state stays as the previous layer
 // left it for that component's part, the failure is traced. The run fails only when no candidate exists at the end
-// (Unavailable, with the first call error), when it is refused by limits.max_calls (ResourceExhausted), or when the
+// (Unavailable, with the first call error; ResourceExhausted when the cost cap stopped it before any candidate), when
+// it is refused by limits.max_calls (ResourceExhausted), when the streamed final call fails after some of its pieces
+// went to the sink (Unavailable: the client saw part of an answer that will not be completed), or when the
 // architecture is empty (InvalidArgument).
 // REQUIRES: arch passed ParseArchitecture without errors. `experts` and what it returns outlive the run.
 void RunArchitectureAsync(const Architecture& arch, ExpertLookup experts, ChatRequest request,

@@ -74,6 +74,38 @@ TEST(StoreTest, RequestLogAndResponses) {
   EXPECT_EQ(s.GetResponse(*q, *e + 1).status().code(), StatusCode::kNotFound);
 }
 
+TEST(StoreTest, ArchonCallsRoundTripByRun) {
+  auto store = Store::Open(":memory:");
+  ASSERT_TRUE(store.ok());
+  ArchonCallRecord a{.time_unix_ms = 5, .run_id = "r1", .architecture = "moa", .layer = 1, .component_index = 2,
+                     .component = "verifier:verdict", .expert = "gpt", .prompt_tokens = 10, .completion_tokens = 3,
+                     .cost_usd = 0.25, .latency_ms = 12.5, .status = "ok", .parse = "failed: no verdict word"};
+  ArchonCallRecord b = a;
+  b.run_id = "r2";
+  b.status = "UNAVAILABLE: down";
+  ASSERT_TRUE((*store)->LogArchonCall(a).ok());
+  ASSERT_TRUE((*store)->LogArchonCall(b).ok());
+  auto r1 = (*store)->ListArchonCalls("r1");
+  ASSERT_TRUE(r1.ok());
+  ASSERT_EQ(r1->size(), 1u);
+  const ArchonCallRecord& got = (*r1)[0];
+  EXPECT_EQ(got.time_unix_ms, 5);
+  EXPECT_EQ(got.architecture, "moa");
+  EXPECT_EQ(got.layer, 1);
+  EXPECT_EQ(got.component_index, 2);
+  EXPECT_EQ(got.component, "verifier:verdict");
+  EXPECT_EQ(got.expert, "gpt");
+  EXPECT_EQ(got.prompt_tokens, 10);
+  EXPECT_EQ(got.completion_tokens, 3);
+  EXPECT_DOUBLE_EQ(got.cost_usd, 0.25);
+  EXPECT_DOUBLE_EQ(got.latency_ms, 12.5);
+  EXPECT_EQ(got.parse, "failed: no verdict word");
+  auto all = (*store)->ListArchonCalls();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].status, "UNAVAILABLE: down");
+}
+
 TEST(StoreTest, RefusesNonDatabaseAndNewerSchema) {
   testing::TempDir tmp;
   const std::string junk = tmp.Write("junk.db", std::string(4096, 'x'));

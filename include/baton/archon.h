@@ -225,7 +225,8 @@ struct ArchonRunOptions {
   StreamSink final_sink;
   // Called on ctx.loop as each call (or no-call component) finishes, with its trace record, before `done`: lets a
   // caller meter and account a run as it goes, including the calls of a run that ends up failing (whose cost `done`
-  // cannot report). May be empty.
+  // cannot report). A component-level parse note added when its layer ends (ArchonResult::trace has it) is not
+  // repeated here. May be empty.
   std::function<void(const ArchonCallRecord&)> on_call;
 };
 

@@ -248,6 +248,7 @@ class Run : public std::enable_shared_from_this<Run> {
     steps_[p.step]->OnResult(p.index, r, &parse);  // a failed call leaves the step's part of the state as it was
     if (!r.ok()) parse.text = "n/a";
     rec.parse = parse.text;
+    if (opt_.on_call) opt_.on_call(rec);
     result_.trace.push_back(std::move(rec));
     if (stream_layer_ && !r.ok() && result_.streamed) {
       return Fail(Status::Unavailable(fmt::format("the final call failed after streaming part of its answer: {}",
@@ -272,6 +273,7 @@ class Run : public std::enable_shared_from_this<Run> {
         rec.component_index = static_cast<int>(s);
         rec.component = ComponentTypeName(c.type);
         rec.parse = outs.back().parse.text;
+        if (opt_.on_call) opt_.on_call(rec);
         result_.trace.push_back(std::move(rec));
       } else if (outs.back().parse.text != "n/a") {
         // A component-level note (e.g. a verifier that kept every candidate) goes on its last call's record.

@@ -381,8 +381,10 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       archon_spent_ += std::max(0.0, c.cost_usd);
       archon_tokens_in_ += c.prompt_tokens;
       archon_tokens_out_ += c.completion_tokens;
-      s_.metrics.CountArchonCall(arch_->config.name, c.layer, c.component, c.status);
-      if (c.status != "ok" && !c.expert.empty()) s_.metrics.CountUpstreamFailure(c.expert, c.status);
+      // The status is "ok" or "CODE: message"; metrics are labelled by the code only, so they stay bounded.
+      const std::string status = c.status.substr(0, c.status.find(':'));
+      s_.metrics.CountArchonCall(arch_->config.name, c.layer, c.component, status);
+      if (status != "ok" && !c.expert.empty()) s_.metrics.CountUpstreamFailure(c.expert, status);
       archon_trace_.push_back(c);
     };
     if (request_.stream) {
@@ -406,7 +408,9 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     log_.cost_usd = charged;
     log_.tokens_in = archon_tokens_in_;
     log_.tokens_out = archon_tokens_out_;
-    if (!archon_trace_.empty()) s_.recorder->LogArchonCalls(std::move(archon_trace_));
+    // The run's own trace when it finished (it carries component-level parse notes), else what on_call saw.
+    std::vector<ArchonCallRecord> trace = r.ok() ? r->trace : std::move(archon_trace_);
+    if (!trace.empty()) s_.recorder->LogArchonCalls(std::move(trace));
     if (!r.ok()) {
       s_.metrics.CountArchonRun(arch_->config.name, "failed");
       last_error_ = r.status();

@@ -155,6 +155,9 @@ struct Candidate {
   std::string critique;     // a critic's strengths and weaknesses, "" = none
   std::string verification;  // a verifier's reasoning, "" = none
   std::optional<int> tests_passed;  // a unit-test evaluator's count
+  // Replay experts: the score the recorded answer earned (ChatResult::recorded_score), so that an architecture whose
+  // answer is a recorded answer verbatim (vote, rankers) can be scored on datasets without references.
+  std::optional<double> recorded_score;
 };
 
 struct State {

@@ -97,7 +97,7 @@ class SamplingStep : public Step {
   }
   void OnResult(size_t i, const StatusOr<ChatResult>& r, ParseOutcome* parse) override {
     parse->text = "n/a";
-    if (r.ok()) results_[i] = r->content;
+    if (r.ok()) results_[i] = *r;
   }
   StepOutput Finish() override {
     StepOutput out;
@@ -105,7 +105,8 @@ class SamplingStep : public Step {
     for (const auto& r : results_) {
       if (!r) continue;
       Candidate c;
-      c.text = *r;
+      c.text = r->content;
+      c.recorded_score = r->recorded_score;
       c.expert = c_.model;
       c.component = ComponentTypeName(c_.type);
       cands.push_back(std::move(c));
@@ -119,7 +120,7 @@ class SamplingStep : public Step {
   const Component& c_;
   StepInput in_;
   bool asked_ = false;
-  std::vector<std::optional<std::string>> results_;
+  std::vector<std::optional<ChatResult>> results_;
 };
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -367,7 +367,7 @@ Command AddEval(CLI::App& parent) {
             BATON_ASSIGN_OR_RETURN(Prepared p, Prepare(*o, false));
             const auto t0 = std::chrono::steady_clock::now();
             double score_sum = 0, cost = 0;
-            int64_t calls = 0, scored = 0, failed = 0, stopped = 0;
+            int64_t calls = 0, scored = 0, failed = 0, stopped = 0, by_recorded = 0;
             nlohmann::json rows = nlohmann::json::array();
             for (size_t i = 0; i < queries.size(); ++i) {
               const Query& q = queries[i];
@@ -379,6 +379,13 @@ Command AddEval(CLI::App& parent) {
                 calls += r->calls;
                 stopped += r->stop_reason.empty() ? 0 : 1;
                 s = ScoreAgainstReference(r->answer, q.reference);
+                // Without a reference, an answer that is a replayed answer verbatim is scored by what it earned when
+                // it was recorded.
+                const auto& first = r->final_state.candidates.front();
+                if (!s && first.recorded_score && first.text == r->answer) {
+                  s = first.recorded_score;
+                  ++by_recorded;
+                }
                 row["answer"] = r->answer.substr(0, 200);
                 row["expert"] = r->answer_expert;
                 row["cost_usd"] = r->cost_usd;
@@ -386,7 +393,7 @@ Command AddEval(CLI::App& parent) {
               } else {
                 ++failed;
                 row["error"] = r.status().ToString();
-                if (!q.reference.empty()) s = 0;  // a failed run answers nothing: wrong
+                s = 0;  // a failed run answers nothing: wrong
               }
               if (s) {
                 ++scored;
@@ -402,8 +409,9 @@ Command AddEval(CLI::App& parent) {
             const double acc = scored ? score_sum / static_cast<double>(scored) : std::nan("");
             const double n = static_cast<double>(queries.size());
             fmt::print("architecture  {}\n", p.arch.name);
-            fmt::print("queries       {} ({} scored against a reference, {} failed, {} stopped early)\n",
-                       queries.size(), scored, failed, stopped);
+            fmt::print("queries       {} ({} scored: {} against a reference, {} by the replayed answer's recorded score; {} "
+                       "failed, {} stopped early)\n",
+                       queries.size(), scored, scored - by_recorded, by_recorded, failed, stopped);
             fmt::print("accuracy      {}\n", FormatFraction(acc));
             fmt::print("cost          ${:.6f} total, ${:.8f} per query\n", cost, cost / n);
             fmt::print("calls         {} total, {:.2f} per query\n", calls, static_cast<double>(calls) / n);
@@ -413,6 +421,7 @@ Command AddEval(CLI::App& parent) {
                                   {"data", o->data},
                                   {"queries", queries.size()},
                                   {"scored", scored},
+                                  {"scored_by_recorded_score", by_recorded},
                                   {"failed", failed},
                                   {"accuracy", scored ? nlohmann::json(acc) : nlohmann::json(nullptr)},
                                   {"cost_usd", cost},

@@ -16,14 +16,22 @@ using testing::DataPath;
 using testing::RunBaton;
 using testing::TempDir;
 
-std::string Src(const std::string& rel) { return std::string(BATON_SOURCE_DIR) + "/" + rel; }
+std::string Src(const std::string& rel) {
+  return std::string(BATON_SOURCE_DIR) + "/" + rel;
+}
 
 std::string Experts(const TempDir& tmp) {
   const std::string dir = DataPath("routerbench-train");
-  return tmp.Write("experts.yaml", "experts:\n"
-                                   "  - {name: gpt4, kind: replay, replay_dir: " + dir + ", replay_model: gpt-4-1106-preview}\n"
-                                   "  - {name: claude, kind: replay, replay_dir: " + dir + ", replay_model: claude-v2}\n"
-                                   "  - {name: mixtral, kind: replay, replay_dir: " + dir + ", replay_model: mistralai/mixtral-8x7b-chat}\n");
+  return tmp.Write("experts.yaml",
+                   "experts:\n"
+                   "  - {name: gpt4, kind: replay, replay_dir: " +
+                       dir +
+                       ", replay_model: gpt-4-1106-preview}\n"
+                       "  - {name: claude, kind: replay, replay_dir: " +
+                       dir +
+                       ", replay_model: claude-v2}\n"
+                       "  - {name: mixtral, kind: replay, replay_dir: " +
+                       dir + ", replay_model: mistralai/mixtral-8x7b-chat}\n");
 }
 
 TEST(ArchonCli, HelpOnEverySubcommand) {
@@ -46,8 +54,9 @@ TEST(ArchonCli, ValidateExitCodesAndDiagnostics) {
   // Without --structure-only the models must map to experts: a, b, c are not among gpt4, claude, mixtral.
   auto bad = RunBaton("archon validate " + Src("tests/archon/critic_ranker_fuser.json") + " --experts " + experts);
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
-  EXPECT_NE(bad.output.find("critic_ranker_fuser.json:4:6: layer 1 component 1: model 'a' maps to no configured expert"),
-            std::string::npos)
+  EXPECT_NE(
+      bad.output.find("critic_ranker_fuser.json:4:6: layer 1 component 1: model 'a' maps to no configured expert"),
+      std::string::npos)
       << bad.output;
   bad = RunBaton("archon validate " + Src("tests/archon/err_invalid_json.json") + " --structure-only");
   EXPECT_EQ(bad.exit_code, 1);
@@ -59,8 +68,8 @@ TEST(ArchonCli, ValidateExitCodesAndDiagnostics) {
 TEST(ArchonCli, EvalAndRunOnReplayExperts) {
   TempDir tmp;
   const std::string experts = Experts(tmp);
-  const std::string arch = tmp.Write(
-      "vote.json", R"({"name": "vote3", "layers": [[{"type": "generator", "model": "gpt4"},
+  const std::string arch =
+      tmp.Write("vote.json", R"({"name": "vote3", "layers": [[{"type": "generator", "model": "gpt4"},
         {"type": "generator", "model": "claude"}, {"type": "generator", "model": "mixtral"}], [{"type": "vote"}]]})");
   const std::string out = tmp.path() + "/eval.json";
   const std::string db = tmp.path() + "/traces.db";

@@ -328,8 +328,7 @@ class UnitTestGeneratorStep : public Step {
 
 class UnitTestEvaluatorStep : public Step {
  public:
-  UnitTestEvaluatorStep(const Component& c, StepInput in)
-      : c_(c), in_(in), passed_(in.state->candidates.size()) {}
+  UnitTestEvaluatorStep(const Component& c, StepInput in) : c_(c), in_(in), passed_(in.state->candidates.size()) {}
   std::vector<CallSpec> NextCalls() override {
     if (asked_) return {};
     asked_ = true;
@@ -453,7 +452,9 @@ class PredictedRankerStep : public Step {
     }
     std::vector<size_t> idx(cands.size());
     std::iota(idx.begin(), idx.end(), 0);
-    auto key = [&](size_t i) { return std::isfinite(scores[i]) ? scores[i] : -std::numeric_limits<double>::infinity(); };
+    auto key = [&](size_t i) {
+      return std::isfinite(scores[i]) ? scores[i] : -std::numeric_limits<double>::infinity();
+    };
     std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
     std::vector<Candidate> kept;
     int unknown = 0;
@@ -462,7 +463,8 @@ class PredictedRankerStep : public Step {
       if (static_cast<int>(kept.size()) < c_.top_k) kept.push_back(cands[i]);
     }
     out.candidates = std::move(kept);
-    out.parse.text = unknown == 0 ? "ok" : fmt::format("partial: {} candidates' experts unknown to the predictor", unknown);
+    out.parse.text =
+        unknown == 0 ? "ok" : fmt::format("partial: {} candidates' experts unknown to the predictor", unknown);
     return out;
   }
 

@@ -409,9 +409,9 @@ Command AddEval(CLI::App& parent) {
             const double n = static_cast<double>(queries.size());
             fmt::print("architecture  {}\n", p.arch.name);
             fmt::print(
-                "queries       {} ({} scored: {} against a reference, {} by the replayed answer's recorded score; {} "
-                "failed, {} stopped early)\n",
-                queries.size(), scored, scored - by_recorded, by_recorded, failed, stopped);
+                "queries       {} ({} scored: {} against a reference, {} by the replayed answer's recorded score, {} "
+                "failed runs as 0; {} stopped early)\n",
+                queries.size(), scored, scored - by_recorded - failed, by_recorded, failed, stopped);
             fmt::print("accuracy      {}\n", FormatFraction(acc));
             fmt::print("cost          ${:.6f} total, ${:.8f} per query\n", cost, cost / n);
             fmt::print("calls         {} total, {:.2f} per query\n", calls, static_cast<double>(calls) / n);

@@ -176,7 +176,8 @@ struct ExpertHandle {
 };
 // Maps a component's `model` to an expert; nullopt = unknown (the component's calls then fail and degrade).
 using ExpertLookup = std::function<std::optional<ExpertHandle>(std::string_view model)>;
-// The predicted-score ranker's scorer: for the query (its last user message) and the candidates' experts, one
+// The predicted-score ranker's scorer: for the query (the user's message; a multi-message conversation as
+// "role: content" lines) and the candidates' experts, one
 // predicted score per expert (NaN = unknown; such candidates go last). Called on the run's loop; must not block long.
 using CandidateScorer =
     std::function<std::vector<double>(std::string_view query, const std::vector<std::string>& experts)>;
@@ -194,11 +195,11 @@ struct ArchonLimits {
 };
 
 // Upper bound of one run's cost and calls, for a budget reservation before the first call. A call's cost bound is
-// its expert's list prices x (PromptTokenBound of the prompt it may send, in which each earlier candidate counts as
-// kCandidateBytesPerToken x its component's max_tokens bytes, the executor clipping longer texts to that) and x its
-// max_tokens out; an unpriced expert bounds at 0 (as in the gateway). Calls: generator and fuser `samples` each,
-// ranker, critic and unit-test generator 1, verifier 2 and evaluator 1 per candidate it may see, vote and predicted
-// ranker 0.
+// its expert's list prices x (PromptTokenBound of the prompt it may send, in which each earlier output it quotes
+// counts as kCandidateBytesPerToken x the architecture's largest max_tokens bytes, the executor clipping longer texts
+// to that) and x its max_tokens out; an unpriced expert bounds at 0 (as in the gateway). Calls: generator and fuser
+// `samples` each, ranker, critic and unit-test generator 1, verifier 2 and evaluator 1 per candidate it may see, vote
+// and predicted ranker 0.
 struct ArchitectureCost {
   double cost_usd = 0;
   int64_t calls = 0;
@@ -209,7 +210,7 @@ ArchitectureCost ArchitectureBound(const Architecture& arch, const ExpertLookup&
 struct ArchonResult {
   std::string answer;                   // the first candidate's text
   std::string answer_expert;            // the expert that produced it
-  double cost_usd = 0;                  // the sum of every call's cost (failed calls included when they reported one)
+  double cost_usd = 0;                  // the sum of every successful call's cost (an error reports no usage)
   int64_t calls = 0;                    // inference calls made
   std::vector<ArchonCallRecord> trace;  // one per call (and one per no-call component), in completion order
   State final_state;

@@ -21,7 +21,7 @@ nlohmann::json StatsJson(const std::string& db, const std::string& dataset) {
 
 TEST(CliTest, HelpOnEveryCommand) {
   for (const char* cmd :
-       {"", "import", "import-wide", "export-wide", "stats", "fit", "route", "universe", "bench", "serve"}) {
+       {"", "import", "import-wide", "export-wide", "stats", "fit", "route", "universe", "bench", "serve", "archon"}) {
     auto r = RunBaton(std::string(cmd) + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << cmd;

@@ -78,8 +78,8 @@ inline constexpr int kUnitTestsPerGenerator = 5;
 
 struct Component {
   ComponentType type = ComponentType::kGenerator;
-  std::string model;       // the expert to call: an expert's name (or its upstream `model`); "" for vote/predicted
-  std::string model_type;  // as written (Archon's provider, e.g. "Together_API"); informational
+  std::string model;          // the expert to call: an expert's name (or its upstream `model`); "" for vote/predicted
+  std::string model_type;     // as written (Archon's provider, e.g. "Together_API"); informational
   double temperature = 0.7;   // Default: 0.7 (Archon's)
   int64_t max_tokens = 2048;  // per call. Default: 2048 (Archon's)
   int samples = 1;            // generator / fuser: responses per call site. Default: 1
@@ -131,12 +131,13 @@ struct ValidateOptions {
   int64_t context_tokens = 32'768;  // the context window assumed when warning about too many candidates
 };
 
-// Semantic checks of a parsed architecture, appended to `result`; nothing when parsing already failed (errors and warnings as the module comment lists):
-// errors: a component that needs state no earlier layer can produce (an evaluator with no unit-test generator before
-// it; a ranker, critic, verifier, vote or predicted ranker with no candidates); a model that maps to no expert.
-// warnings: a fuser with nothing to fuse (answers like a generator, as in Archon); a ranker, critic, verifier or
-// unit-test component sharing its layer (the paper's guidance: layers of one such component); a critic whose
-// critiques no later ranker, fuser or verifier reads; more candidates than a context window holds.
+// Semantic checks of a parsed architecture, appended to `result`; nothing when parsing already failed (errors and
+// warnings as the module comment lists): errors: a component that needs state no earlier layer can produce (an
+// evaluator with no unit-test generator before it; a ranker, critic, verifier, vote or predicted ranker with no
+// candidates); a model that maps to no expert. warnings: a fuser with nothing to fuse (answers like a generator, as in
+// Archon); a ranker, critic, verifier or unit-test component sharing its layer (the paper's guidance: layers of one
+// such component); a critic whose critiques no later ranker, fuser or verifier reads; more candidates than a context
+// window holds.
 void Validate(const ValidateOptions& options, ParseResult* result);
 
 // The expert a model name maps to among `experts` (see ValidateOptions), nullptr when none.
@@ -146,15 +147,18 @@ const ExpertConfig* FindExpertConfig(const std::vector<ExpertConfig>& experts, s
 // State.
 
 struct Candidate {
-  int64_t id = 0;       // unique within a run
+  int64_t id = 0;  // unique within a run
   std::string text;
-  std::string expert;   // the expert whose call produced it ("" for none)
-  int layer = 0;        // 0-based layer that produced it
-  std::string component;  // the component type that produced it
-  int generator_order = 0;  // order of production within the run (vote ties go to the lowest)
-  std::string critique;     // a critic's strengths and weaknesses, "" = none
-  std::string verification;  // a verifier's reasoning, "" = none
+  std::string expert;               // the expert whose call produced it ("" for none)
+  int layer = 0;                    // 0-based layer that produced it
+  std::string component;            // the component type that produced it
+  int generator_order = 0;          // order of production within the run (vote ties go to the lowest)
+  std::string critique;             // a critic's strengths and weaknesses, "" = none
+  std::string verification;         // a verifier's reasoning, "" = none
   std::optional<int> tests_passed;  // a unit-test evaluator's count
+  // Replay experts: the score the recorded answer earned (ChatResult::recorded_score), so that an architecture whose
+  // answer is a recorded answer verbatim (vote, rankers) can be scored on datasets without references.
+  std::optional<double> recorded_score;
 };
 
 struct State {
@@ -172,7 +176,8 @@ struct ExpertHandle {
 };
 // Maps a component's `model` to an expert; nullopt = unknown (the component's calls then fail and degrade).
 using ExpertLookup = std::function<std::optional<ExpertHandle>(std::string_view model)>;
-// The predicted-score ranker's scorer: for the query (its last user message) and the candidates' experts, one
+// The predicted-score ranker's scorer: for the query (the user's message; a multi-message conversation as
+// "role: content" lines) and the candidates' experts, one
 // predicted score per expert (NaN = unknown; such candidates go last). Called on the run's loop; must not block long.
 using CandidateScorer =
     std::function<std::vector<double>(std::string_view query, const std::vector<std::string>& experts)>;
@@ -190,11 +195,11 @@ struct ArchonLimits {
 };
 
 // Upper bound of one run's cost and calls, for a budget reservation before the first call. A call's cost bound is
-// its expert's list prices x (PromptTokenBound of the prompt it may send, in which each earlier candidate counts as
-// kCandidateBytesPerToken x its component's max_tokens bytes, the executor clipping longer texts to that) and x its
-// max_tokens out; an unpriced expert bounds at 0 (as in the gateway). Calls: generator and fuser `samples` each,
-// ranker, critic and unit-test generator 1, verifier 2 and evaluator 1 per candidate it may see, vote and predicted
-// ranker 0.
+// its expert's list prices x (PromptTokenBound of the prompt it may send, in which each earlier output it quotes
+// counts as kCandidateBytesPerToken x the architecture's largest max_tokens bytes, the executor clipping longer texts
+// to that) and x its max_tokens out; an unpriced expert bounds at 0 (as in the gateway). Calls: generator and fuser
+// `samples` each, ranker, critic and unit-test generator 1, verifier 2 and evaluator 1 per candidate it may see, vote
+// and predicted ranker 0.
 struct ArchitectureCost {
   double cost_usd = 0;
   int64_t calls = 0;
@@ -203,10 +208,10 @@ inline constexpr int64_t kCandidateBytesPerToken = 16;
 ArchitectureCost ArchitectureBound(const Architecture& arch, const ExpertLookup& experts, const ChatRequest& request);
 
 struct ArchonResult {
-  std::string answer;         // the first candidate's text
-  std::string answer_expert;  // the expert that produced it
-  double cost_usd = 0;        // the sum of every call's cost (failed calls included when they reported one)
-  int64_t calls = 0;          // inference calls made
+  std::string answer;                   // the first candidate's text
+  std::string answer_expert;            // the expert that produced it
+  double cost_usd = 0;                  // the sum of every successful call's cost (an error reports no usage)
+  int64_t calls = 0;                    // inference calls made
   std::vector<ArchonCallRecord> trace;  // one per call (and one per no-call component), in completion order
   State final_state;
   // True when `answer` was delivered piece by piece through the final sink (the caller must not write it again).
@@ -217,8 +222,8 @@ using ArchonDoneHandler = std::function<void(StatusOr<ArchonResult>)>;
 
 struct ArchonRunOptions {
   ArchonLimits limits;
-  std::string run_id;        // copied into every trace record
-  CandidateScorer scorer;    // needed only by predicted rankers (without it they keep the order, parse "no scorer")
+  std::string run_id;      // copied into every trace record
+  CandidateScorer scorer;  // needed only by predicted rankers (without it they keep the order, parse "no scorer")
   // Receives the final layer's answer as it is produced, when the final layer is one generator or fuser making one
   // call (then ArchonResult::streamed is true if any piece went through). Otherwise the answer arrives in `done`
   // only. Returning false cancels that call. May be empty.
@@ -240,8 +245,8 @@ struct ArchonRunOptions {
 // went to the sink (Unavailable: the client saw part of an answer that will not be completed), or when the
 // architecture is empty (InvalidArgument).
 // REQUIRES: arch passed ParseArchitecture without errors. `experts` and what it returns outlive the run.
-void RunArchitectureAsync(const Architecture& arch, ExpertLookup experts, ChatRequest request,
-                          const AsyncContext& ctx, ArchonRunOptions options, ArchonDoneHandler done);
+void RunArchitectureAsync(const Architecture& arch, ExpertLookup experts, ChatRequest request, const AsyncContext& ctx,
+                          ArchonRunOptions options, ArchonDoneHandler done);
 
 // Blocking convenience wrapper (the CLI): runs a private event loop on the calling thread until done. `blocking`
 // may be null when no expert needs a blocking pool.

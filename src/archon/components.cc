@@ -97,7 +97,7 @@ class SamplingStep : public Step {
   }
   void OnResult(size_t i, const StatusOr<ChatResult>& r, ParseOutcome* parse) override {
     parse->text = "n/a";
-    if (r.ok()) results_[i] = r->content;
+    if (r.ok()) results_[i] = *r;
   }
   StepOutput Finish() override {
     StepOutput out;
@@ -105,7 +105,8 @@ class SamplingStep : public Step {
     for (const auto& r : results_) {
       if (!r) continue;
       Candidate c;
-      c.text = *r;
+      c.text = r->content;
+      c.recorded_score = r->recorded_score;
       c.expert = c_.model;
       c.component = ComponentTypeName(c_.type);
       cands.push_back(std::move(c));
@@ -119,7 +120,7 @@ class SamplingStep : public Step {
   const Component& c_;
   StepInput in_;
   bool asked_ = false;
-  std::vector<std::optional<std::string>> results_;
+  std::vector<std::optional<ChatResult>> results_;
 };
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -327,8 +328,7 @@ class UnitTestGeneratorStep : public Step {
 
 class UnitTestEvaluatorStep : public Step {
  public:
-  UnitTestEvaluatorStep(const Component& c, StepInput in)
-      : c_(c), in_(in), passed_(in.state->candidates.size()) {}
+  UnitTestEvaluatorStep(const Component& c, StepInput in) : c_(c), in_(in), passed_(in.state->candidates.size()) {}
   std::vector<CallSpec> NextCalls() override {
     if (asked_) return {};
     asked_ = true;
@@ -452,7 +452,9 @@ class PredictedRankerStep : public Step {
     }
     std::vector<size_t> idx(cands.size());
     std::iota(idx.begin(), idx.end(), 0);
-    auto key = [&](size_t i) { return std::isfinite(scores[i]) ? scores[i] : -std::numeric_limits<double>::infinity(); };
+    auto key = [&](size_t i) {
+      return std::isfinite(scores[i]) ? scores[i] : -std::numeric_limits<double>::infinity();
+    };
     std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
     std::vector<Candidate> kept;
     int unknown = 0;
@@ -461,7 +463,8 @@ class PredictedRankerStep : public Step {
       if (static_cast<int>(kept.size()) < c_.top_k) kept.push_back(cands[i]);
     }
     out.candidates = std::move(kept);
-    out.parse.text = unknown == 0 ? "ok" : fmt::format("partial: {} candidates' experts unknown to the predictor", unknown);
+    out.parse.text =
+        unknown == 0 ? "ok" : fmt::format("partial: {} candidates' experts unknown to the predictor", unknown);
     return out;
   }
 

@@ -28,9 +28,9 @@ struct CallSpec {
 
 // What the step reads.
 struct StepInput {
-  const State* state = nullptr;    // the state the previous layer left
-  const ChatRequest* query = nullptr;  // the run's request (the user's conversation)
-  size_t clip_bytes = 0;           // each earlier output embedded in a prompt is cut to this many bytes
+  const State* state = nullptr;             // the state the previous layer left
+  const ChatRequest* query = nullptr;       // the run's request (the user's conversation)
+  size_t clip_bytes = 0;                    // each earlier output embedded in a prompt is cut to this many bytes
   const CandidateScorer* scorer = nullptr;  // for the predicted ranker; may be null or empty
 };
 

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -124,8 +124,8 @@ SourceLocation LineColumnOf(std::string_view text, size_t byte) {
 }
 
 const std::set<std::string>& KnownComponentKeys() {
-  static const std::set<std::string> k = {"type", "model", "model_type", "temperature", "max_tokens", "samples",
-                                          "top_k"};
+  static const std::set<std::string> k = {"type",       "model",   "model_type", "temperature",
+                                          "max_tokens", "samples", "top_k"};
   return k;
 }
 
@@ -136,7 +136,8 @@ class Parser {
   void Top(const json& j, const std::string& source) {
     Architecture& a = out_->architecture;
     a.source = source;
-    if (!j.is_object()) return Error("", -1, -1, "the configuration must be a JSON object {\"name\": ..., \"layers\": [...]}");
+    if (!j.is_object())
+      return Error("", -1, -1, "the configuration must be a JSON object {\"name\": ..., \"layers\": [...]}");
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (it.key() == "name") {
         if (it->is_string())
@@ -182,8 +183,8 @@ class Parser {
             Warn(path + "/branches", l, -1, "'branches' is not a positive integer (ignored)");
           } else if (models.is_array() && it->get<size_t>() != models.size()) {
             Warn(path + "/branches", l, -1,
-                 fmt::format("'branches' is {} but the layer lists {} models; it runs the {} listed", it->get<int64_t>(),
-                             models.size(), models.size()));
+                 fmt::format("'branches' is {} but the layer lists {} models; it runs the {} listed",
+                             it->get<int64_t>(), models.size(), models.size()));
           }
           continue;
         }
@@ -241,7 +242,8 @@ class Parser {
     auto integer = [&](const char* key, auto* dst, int64_t lo) {
       auto it = j.find(key);
       if (it == j.end() || it->is_null()) return;
-      const bool whole = it->is_number_integer() || (it->is_number_float() && it->get<double>() == std::floor(it->get<double>()));
+      const bool whole =
+          it->is_number_integer() || (it->is_number_float() && it->get<double>() == std::floor(it->get<double>()));
       if (!whole || it->get<double>() < static_cast<double>(lo) || it->get<double>() > 1e7) {
         Error(path + "/" + key, l, c, fmt::format("'{}' must be an integer >= {}", key, lo));
         ok = false;
@@ -435,7 +437,8 @@ void Validate(const ValidateOptions& options, ParseResult* result) {
           break;
         case ComponentType::kUnitTestEvaluator:
           if (!tests) {
-            error(c, li, ci, "unit_test_evaluator with no unit_test_generator in an earlier layer: nothing to evaluate");
+            error(c, li, ci,
+                  "unit_test_evaluator with no unit_test_generator in an earlier layer: nothing to evaluate");
           }
           [[fallthrough]];
         case ComponentType::kRanker:
@@ -465,8 +468,7 @@ void Validate(const ValidateOptions& options, ParseResult* result) {
                          name, layer.components.size() - 1));
       }
       const bool reads_all = c.type == ComponentType::kFuser || c.type == ComponentType::kRanker ||
-                             c.type == ComponentType::kCritic ||
-                             (c.type == ComponentType::kGenerator && l > 0);
+                             c.type == ComponentType::kCritic || (c.type == ComponentType::kGenerator && l > 0);
       if (reads_all && cands > 0 && cand_tokens > options.context_tokens) {
         warn(c.where, li, ci,
              fmt::format("{} reads up to {} candidates of up to {} tokens in all, more than a {}-token context window",

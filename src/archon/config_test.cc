@@ -34,11 +34,13 @@ std::string Joined(const std::vector<Diagnostic>& ds) {
 }
 
 TEST(ArchonConfig, ThreeLayerFormsParseAlike) {
-  const char* list = R"({"layers": [[{"type": "generator", "model": "a", "samples": 2}], [{"type": "fuser", "model": "b"}]]})";
+  const char* list =
+      R"({"layers": [[{"type": "generator", "model": "a", "samples": 2}], [{"type": "fuser", "model": "b"}]]})";
   const char* object =
       R"({"layers": [{"branches": 1, "models": [{"type": "generator", "model": "a", "samples": 2}]},
                      {"branches": 1, "models": [{"type": "fuser", "model": "b"}]}]})";
-  const char* single = R"({"layers": [{"type": "generator", "model": "a", "samples": 2}, {"type": "fuser", "model": "b"}]})";
+  const char* single =
+      R"({"layers": [{"type": "generator", "model": "a", "samples": 2}, {"type": "fuser", "model": "b"}]})";
   for (const char* text : {list, object, single}) {
     ParseResult r = ParseAndValidate(text);
     EXPECT_EQ(Joined(r.errors), "") << text;
@@ -86,7 +88,8 @@ TEST(ArchonConfig, UnknownKeysKeptAsWarnings) {
 }
 
 TEST(ArchonConfig, InvalidJsonNamesLineAndColumn) {
-  ParseResult r = ParseArchitecture("{\n  \"layers\": [\n    [{\"type\": \"generator\" \"model\": \"a\"}]\n]}", "t.json");
+  ParseResult r =
+      ParseArchitecture("{\n  \"layers\": [\n    [{\"type\": \"generator\" \"model\": \"a\"}]\n]}", "t.json");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].where.line, 3);
   EXPECT_EQ(r.errors[0].where.column, 33);  // the end of the unexpected token ("model", columns 27-33)

@@ -116,13 +116,14 @@ class Run : public std::enable_shared_from_this<Run> {
         deadline_(Clock::now() + opt_.limits.timeout) {}
 
   void Start() {
-    if (arch_.layers.empty()) return Fail(Status::InvalidArgument(fmt::format("architecture '{}' has no layer", arch_.name)));
+    if (arch_.layers.empty())
+      return Fail(Status::InvalidArgument(fmt::format("architecture '{}' has no layer", arch_.name)));
     if (opt_.limits.max_calls > 0) {
       const ArchitectureCost b = ArchitectureBound(arch_, experts_, request_);
       if (b.calls > opt_.limits.max_calls) {
-        return Fail(Status::ResourceExhausted(fmt::format(
-            "architecture '{}' may make up to {} inference calls, over the cap of {}", arch_.name, b.calls,
-            opt_.limits.max_calls)));
+        return Fail(Status::ResourceExhausted(
+            fmt::format("architecture '{}' may make up to {} inference calls, over the cap of {}", arch_.name, b.calls,
+                        opt_.limits.max_calls)));
       }
     }
     StartLayer(0);
@@ -154,10 +155,10 @@ class Run : public std::enable_shared_from_this<Run> {
     outstanding_.assign(layer.components.size(), 0);
     steps_left_ = layer.components.size();
     const bool last = l + 1 == arch_.layers.size();
-    stream_layer_ = last && opt_.final_sink && layer.components.size() == 1 &&
-                    (layer.components[0].type == ComponentType::kGenerator ||
-                     layer.components[0].type == ComponentType::kFuser) &&
-                    layer.components[0].samples == 1;
+    stream_layer_ =
+        last && opt_.final_sink && layer.components.size() == 1 &&
+        (layer.components[0].type == ComponentType::kGenerator || layer.components[0].type == ComponentType::kFuser) &&
+        layer.components[0].samples == 1;
     for (const Component& c : layer.components) {
       steps_.push_back(MakeStep(c, StepInput{&input_, &request_, clip_, &opt_.scorer}));
     }
@@ -196,7 +197,8 @@ class Run : public std::enable_shared_from_this<Run> {
       });
     };
     if (opt_.limits.max_calls > 0 && result_.calls >= opt_.limits.max_calls) {
-      return fail_later(Status::ResourceExhausted(fmt::format("the run's cap of {} calls is reached", opt_.limits.max_calls)));
+      return fail_later(
+          Status::ResourceExhausted(fmt::format("the run's cap of {} calls is reached", opt_.limits.max_calls)));
     }
     std::optional<ExpertHandle> h = experts_ ? experts_(c.model) : std::nullopt;
     if (!h || h->backend == nullptr) {
@@ -251,8 +253,8 @@ class Run : public std::enable_shared_from_this<Run> {
     if (opt_.on_call) opt_.on_call(rec);
     result_.trace.push_back(std::move(rec));
     if (stream_layer_ && !r.ok() && result_.streamed) {
-      return Fail(Status::Unavailable(fmt::format("the final call failed after streaming part of its answer: {}",
-                                                  r.status().ToString())));
+      return Fail(Status::Unavailable(
+          fmt::format("the final call failed after streaming part of its answer: {}", r.status().ToString())));
     }
     if (--outstanding_[p.step] == 0) Advance(p.step);
     Pump();
@@ -295,12 +297,12 @@ class Run : public std::enable_shared_from_this<Run> {
   void Finish(std::string stop_reason) {
     if (finished_) return;
     if (state_.candidates.empty()) {
-      Status st = first_error_.ok() ? Status::Unavailable(fmt::format("architecture '{}' produced no candidate{}",
-                                                                      arch_.name,
-                                                                      stop_reason.empty() ? "" : " (" + stop_reason + ")"))
-                                    : Status::Unavailable(fmt::format("architecture '{}' produced no candidate; first "
-                                                                      "call error: {}",
-                                                                      arch_.name, first_error_.ToString()));
+      Status st = first_error_.ok()
+                      ? Status::Unavailable(fmt::format("architecture '{}' produced no candidate{}", arch_.name,
+                                                        stop_reason.empty() ? "" : " (" + stop_reason + ")"))
+                      : Status::Unavailable(fmt::format("architecture '{}' produced no candidate; first "
+                                                        "call error: {}",
+                                                        arch_.name, first_error_.ToString()));
       if (!stop_reason.empty() && stop_reason.rfind("cost cap", 0) == 0) {
         st = Status::ResourceExhausted(fmt::format("architecture '{}': {}", arch_.name, stop_reason));
       }
@@ -362,8 +364,8 @@ ArchitectureCost ArchitectureBound(const Architecture& arch, const ExpertLookup&
 void RunArchitectureAsync(const Architecture& arch, ExpertLookup experts, ChatRequest request, const AsyncContext& ctx,
                           ArchonRunOptions options, ArchonDoneHandler done) {
   if (ctx.loop == nullptr) return;
-  auto run = std::make_shared<Run>(arch, std::move(experts), std::move(request), ctx, std::move(options),
-                                   std::move(done));
+  auto run =
+      std::make_shared<Run>(arch, std::move(experts), std::move(request), ctx, std::move(options), std::move(done));
   boost::asio::post(*ctx.loop, [run] { run->Start(); });
 }
 

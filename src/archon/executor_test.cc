@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <gtest/gtest.h>
 
 #include "archon/components.h"
 #include "baton/archon.h"
@@ -67,7 +67,9 @@ std::string LastUser(const ChatRequest& r) {
     if (it->role == "user") return it->content;
   return "";
 }
-bool Contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
 
 struct Fixture {
   std::map<std::string, std::unique_ptr<FakeExpert>> experts;
@@ -114,7 +116,8 @@ TEST(ArchonExecutor, GeneratorsConcatenateInComponentOrder) {
   Fixture f;
   f.Add("a", Counter("a"));
   f.Add("b", Counter("b"));
-  auto r = f.Run(R"({"layers": [[{"type": "generator", "model": "a", "samples": 2, "temperature": 0.3, "max_tokens": 77},
+  auto r =
+      f.Run(R"({"layers": [[{"type": "generator", "model": "a", "samples": 2, "temperature": 0.3, "max_tokens": 77},
                                  {"type": "generator", "model": "b"}]]})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Texts(*r), (std::vector<std::string>{"a#1", "a#2", "b#1"}));
@@ -261,14 +264,16 @@ TEST(ArchonExecutor, VerifierKeepsAllWhenAllIncorrectAndUnreadableVerdicts) {
   Fixture f;
   f.Add("g", Counter("g"));
   f.Add("no", [](const ChatRequest& r) { return Answer(r.messages.size() == 1 ? "hmm" : "wrong"); });
-  auto r = f.Run(R"({"layers": [[{"type": "generator", "model": "g", "samples": 2}], [{"type": "verifier", "model": "no"}]]})");
+  auto r = f.Run(
+      R"({"layers": [[{"type": "generator", "model": "g", "samples": 2}], [{"type": "verifier", "model": "no"}]]})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Texts(*r), (std::vector<std::string>{"g#1", "g#2"}));
   EXPECT_EQ(r->trace.back().parse, "partial: every candidate judged incorrect; all kept");
   Fixture f2;
   f2.Add("g", Counter("g"));
   f2.Add("mute", [](const ChatRequest& r) { return Answer(r.messages.size() == 1 ? "hmm" : "I am unsure"); });
-  r = f2.Run(R"({"layers": [[{"type": "generator", "model": "g", "samples": 2}], [{"type": "verifier", "model": "mute"}]]})");
+  r = f2.Run(
+      R"({"layers": [[{"type": "generator", "model": "g", "samples": 2}], [{"type": "verifier", "model": "mute"}]]})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(Texts(*r), (std::vector<std::string>{"g#1", "g#2"}));
   EXPECT_EQ(r->trace.back().parse, "failed: no verdict word");
@@ -285,8 +290,8 @@ TEST(ArchonExecutor, UnitTestsWrittenFirstAreEvaluatedLater) {
     // evaluator: pass the tests whose fruit the response names
     EXPECT_TRUE(Contains(p, "1. mentions apples\n2. mentions pears\n3. is short"));
     const std::string resp = p.substr(p.find("Response:"), p.find("Unit tests:") - p.find("Response:"));
-    return Answer(std::string("1: ") + (Contains(resp, "apples") ? "PASS" : "FAIL") + "\n2: " +
-                  (Contains(resp, "pears") ? "PASS" : "FAIL") + "\n3: PASS");
+    return Answer(std::string("1: ") + (Contains(resp, "apples") ? "PASS" : "FAIL") +
+                  "\n2: " + (Contains(resp, "pears") ? "PASS" : "FAIL") + "\n3: PASS");
   });
   auto n = std::make_shared<int>(0);
   f.Add("g", [n](const ChatRequest&) {
@@ -304,9 +309,8 @@ TEST(ArchonExecutor, UnitTestsWrittenFirstAreEvaluatedLater) {
 
 TEST(ArchonExecutor, EvaluatorUnparseableKeepsOrder) {
   Fixture f;
-  f.Add("t", [](const ChatRequest& r) {
-    return Answer(Contains(LastUser(r), "Do not answer") ? "1. a\n2. b" : "no idea");
-  });
+  f.Add("t",
+        [](const ChatRequest& r) { return Answer(Contains(LastUser(r), "Do not answer") ? "1. a\n2. b" : "no idea"); });
   f.Add("g", Counter("g"));
   auto r = f.Run(R"({"layers": [[{"type": "unit_test_generator", "model": "t"}],
                                  [{"type": "generator", "model": "g", "samples": 2}],
@@ -330,10 +334,12 @@ TEST(ArchonExecutor, VoteMajorityAndTies) {
   EXPECT_EQ(r->trace.back().expert, "");
   EXPECT_EQ(r->trace.back().parse, "ok: choice 'C' with 2 of 3 votes (0 candidates had no answer)");
   // a tie goes to the generator that came first
-  r = f.Run(R"({"layers": [[{"type": "generator", "model": "b"}, {"type": "generator", "model": "a"}], [{"type": "vote"}]]})");
+  r = f.Run(
+      R"({"layers": [[{"type": "generator", "model": "b"}, {"type": "generator", "model": "a"}], [{"type": "vote"}]]})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->answer, "Answer: C");
-  r = f.Run(R"({"layers": [[{"type": "generator", "model": "a"}, {"type": "generator", "model": "b"}], [{"type": "vote"}]]})");
+  r = f.Run(
+      R"({"layers": [[{"type": "generator", "model": "a"}, {"type": "generator", "model": "b"}], [{"type": "vote"}]]})");
   EXPECT_EQ(r->answer, "The answer is (B).");
 }
 
@@ -426,16 +432,19 @@ TEST(ArchonExecutor, CallCapRefusesBeforeTheFirstCall) {
   f.Add("a", Counter("a"));
   ArchonRunOptions opt;
   opt.limits.max_calls = 4;
-  auto r = f.Run(R"({"layers": [[{"type": "generator", "model": "a", "samples": 3}], [{"type": "verifier", "model": "a"}]]})",
-                 opt);
+  auto r = f.Run(
+      R"({"layers": [[{"type": "generator", "model": "a", "samples": 3}], [{"type": "verifier", "model": "a"}]]})",
+      opt);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(r.status().message().find("up to 9 inference calls, over the cap of 4"), std::string::npos);
   EXPECT_TRUE(f.experts["a"]->seen.empty());
   opt.limits.max_calls = 9;
-  EXPECT_TRUE(f.Run(R"({"layers": [[{"type": "generator", "model": "a", "samples": 3}], [{"type": "verifier", "model": "a"}]]})",
-                    opt)
-                  .ok());
+  EXPECT_TRUE(
+      f.Run(
+           R"({"layers": [[{"type": "generator", "model": "a", "samples": 3}], [{"type": "verifier", "model": "a"}]]})",
+           opt)
+          .ok());
 }
 
 TEST(ArchonExecutor, CostCapStopsCleanlyBeforeALayer) {
@@ -502,8 +511,8 @@ TEST(ArchonExecutor, FinalSingleCallStreams) {
     streamed += d.content;
     return true;
   };
-  auto r = f.Run(R"({"layers": [[{"type": "generator", "model": "a", "samples": 2}], [{"type": "fuser", "model": "f"}]]})",
-                 opt);
+  auto r = f.Run(
+      R"({"layers": [[{"type": "generator", "model": "a", "samples": 2}], [{"type": "fuser", "model": "f"}]]})", opt);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->streamed);
   EXPECT_EQ(streamed, "the fused answer");

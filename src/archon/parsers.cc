@@ -49,8 +49,9 @@ std::vector<long> Numbers(const std::string& text, const std::regex& re) {
 // Strips list markup at the start of a line: "1.", "1)", "(1)", "[1]", "Test 1:", "-", "*", "•", "**".
 // Returns the rest and sets *number when the marker carried one.
 std::string_view StripMarker(std::string_view line, std::optional<int>* number, bool* marked) {
-  static const std::regex kNumbered(R"(^\s*(?:\*\*)?(?:#+\s*)?(?:(?:unit\s*)?test\s*(?:case\s*)?)?[\[(]?(\d{1,3})[\])]?\s*(?:[.):\-]|\*\*)+\s*)",
-                                    std::regex::icase);
+  static const std::regex kNumbered(
+      R"(^\s*(?:\*\*)?(?:#+\s*)?(?:(?:unit\s*)?test\s*(?:case\s*)?)?[\[(]?(\d{1,3})[\])]?\s*(?:[.):\-]|\*\*)+\s*)",
+      std::regex::icase);
   static const std::regex kBracketed(R"(^\s*(?:\*\*)?[\[(](\d{1,3})[\])](?:\*\*)?\s*[.:\-]?\s*)");
   static const std::regex kBullet(R"(^\s*(?:[-*+]|•)\s+)");
   std::cmatch m;
@@ -116,8 +117,8 @@ std::optional<bool> ParseVerdict(std::string_view text, ParseOutcome* outcome) {
   if (cue != std::string::npos) scope = s.substr(cue);
   for (auto it = std::sregex_iterator(scope.begin(), scope.end(), kWord); it != std::sregex_iterator(); ++it) {
     const std::string w = (*it)[1].str();
-    const bool negative = w.rfind("not", 0) == 0 || w == "incorrect" || w == "wrong" || w == "false" ||
-                          w == "invalid" || w == "no";
+    const bool negative =
+        w.rfind("not", 0) == 0 || w == "incorrect" || w == "wrong" || w == "false" || w == "invalid" || w == "no";
     verdict = !negative;
     if (cue != std::string::npos) break;  // the first word after the cue
   }
@@ -153,8 +154,8 @@ std::vector<std::string> ParseUnitTests(std::string_view text, int cap, ParseOut
 }
 
 std::optional<int> ParseTestResults(std::string_view text, int n, ParseOutcome* outcome) {
-  static const std::regex kVerdict(R"(\b(pass(?:es|ed)?|fail(?:s|ed)?|yes|no|true|false|satisf(?:ied|ies)|not\s+satisfied)\b)",
-                                   std::regex::icase);
+  static const std::regex kVerdict(
+      R"(\b(pass(?:es|ed)?|fail(?:s|ed)?|yes|no|true|false|satisf(?:ied|ies)|not\s+satisfied)\b)", std::regex::icase);
   std::vector<std::optional<bool>> results(static_cast<size_t>(std::max(n, 0)));
   int next = 0;  // unnumbered verdict lines fill tests in order
   for (std::string_view raw : Lines(text)) {

@@ -109,8 +109,10 @@ TEST(ArchonParseTestResults, PartialAndFailed) {
 
 TEST(ArchonParseCritiques, Sections) {
   ParseOutcome o;
-  auto c = ParseCritiques("[1]\nStrengths: clear\nWeaknesses: wrong sum\n[2]\nStrengths: right\nWeaknesses: terse", 2, &o);
-  EXPECT_EQ(c, (std::vector<std::string>{"Strengths: clear\nWeaknesses: wrong sum", "Strengths: right\nWeaknesses: terse"}));
+  auto c =
+      ParseCritiques("[1]\nStrengths: clear\nWeaknesses: wrong sum\n[2]\nStrengths: right\nWeaknesses: terse", 2, &o);
+  EXPECT_EQ(
+      c, (std::vector<std::string>{"Strengths: clear\nWeaknesses: wrong sum", "Strengths: right\nWeaknesses: terse"}));
   EXPECT_EQ(o.text, "ok");
   c = ParseCritiques("**Response 2**: good\n## Response 1\nbad", 2, &o);
   EXPECT_EQ(c, (std::vector<std::string>{"bad", "good"}));

@@ -10,9 +10,9 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 #include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
 
 #include "baton/answer.h"
 #include "baton/archon.h"
@@ -62,13 +62,14 @@ void PrintDiagnostics(const ParseResult& r, const std::string& source) {
 }
 
 // Loads, parses and validates; errors are printed and returned as one InvalidArgument.
-StatusOr<Architecture> LoadValid(const std::string& path, const std::vector<ExpertConfig>& experts, bool quiet_warnings) {
+StatusOr<Architecture> LoadValid(const std::string& path, const std::vector<ExpertConfig>& experts,
+                                 bool quiet_warnings) {
   BATON_ASSIGN_OR_RETURN(ParseResult r, archon::LoadArchitecture(path));
   archon::Validate({.structure_only = false, .experts = experts}, &r);
   if (!r.errors.empty() || !quiet_warnings) PrintDiagnostics(r, path);
   if (!r.errors.empty()) {
-    return Status::InvalidArgument(fmt::format("{}: {} error(s); see above (baton archon validate {})", path,
-                                               r.errors.size(), path));
+    return Status::InvalidArgument(
+        fmt::format("{}: {} error(s); see above (baton archon validate {})", path, r.errors.size(), path));
   }
   return std::move(r.architecture);
 }
@@ -133,11 +134,11 @@ StatusOr<archon::CandidateScorer> LoadScorer(const std::string& model_path) {
 
 std::string NewRunId() {
   std::random_device rd;
-  return fmt::format("{:x}-{:08x}",
-                     std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count(),
-                     rd());
+  return fmt::format(
+      "{:x}-{:08x}",
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count(),
+      rd());
 }
 
 Status StoreTraces(Store& store, const std::vector<ArchonCallRecord>& trace) {
@@ -147,15 +148,9 @@ Status StoreTraces(Store& store, const std::vector<ArchonCallRecord>& trace) {
 }
 
 nlohmann::json TraceJson(const ArchonCallRecord& t) {
-  return {{"layer", t.layer},
-          {"component_index", t.component_index},
-          {"component", t.component},
-          {"expert", t.expert},
-          {"prompt_tokens", t.prompt_tokens},
-          {"completion_tokens", t.completion_tokens},
-          {"cost_usd", t.cost_usd},
-          {"latency_ms", t.latency_ms},
-          {"status", t.status},
+  return {{"layer", t.layer},       {"component_index", t.component_index}, {"component", t.component},
+          {"expert", t.expert},     {"prompt_tokens", t.prompt_tokens},     {"completion_tokens", t.completion_tokens},
+          {"cost_usd", t.cost_usd}, {"latency_ms", t.latency_ms},           {"status", t.status},
           {"parse", t.parse}};
 }
 
@@ -330,8 +325,12 @@ Command AddRun(CLI::App& parent) {
                 continue;
               }
               if (o->json) {
-                nlohmann::json j = {{"id", q.id},         {"answer", r->answer},   {"expert", r->answer_expert},
-                                    {"cost_usd", r->cost_usd}, {"calls", r->calls}, {"stop_reason", r->stop_reason},
+                nlohmann::json j = {{"id", q.id},
+                                    {"answer", r->answer},
+                                    {"expert", r->answer_expert},
+                                    {"cost_usd", r->cost_usd},
+                                    {"calls", r->calls},
+                                    {"stop_reason", r->stop_reason},
                                     {"trace", nlohmann::json::array()}};
                 for (const auto& t : r->trace) j["trace"].push_back(TraceJson(t));
                 fmt::print("{}\n", j.dump());
@@ -367,7 +366,7 @@ Command AddEval(CLI::App& parent) {
             BATON_ASSIGN_OR_RETURN(Prepared p, Prepare(*o, false));
             const auto t0 = std::chrono::steady_clock::now();
             double score_sum = 0, cost = 0;
-            int64_t calls = 0, scored = 0, failed = 0, stopped = 0;
+            int64_t calls = 0, scored = 0, failed = 0, stopped = 0, by_recorded = 0;
             nlohmann::json rows = nlohmann::json::array();
             for (size_t i = 0; i < queries.size(); ++i) {
               const Query& q = queries[i];
@@ -379,6 +378,13 @@ Command AddEval(CLI::App& parent) {
                 calls += r->calls;
                 stopped += r->stop_reason.empty() ? 0 : 1;
                 s = ScoreAgainstReference(r->answer, q.reference);
+                // Without a reference, an answer that is a replayed answer verbatim is scored by what it earned when
+                // it was recorded.
+                const auto& first = r->final_state.candidates.front();
+                if (!s && first.recorded_score && first.text == r->answer) {
+                  s = first.recorded_score;
+                  ++by_recorded;
+                }
                 row["answer"] = r->answer.substr(0, 200);
                 row["expert"] = r->answer_expert;
                 row["cost_usd"] = r->cost_usd;
@@ -386,7 +392,7 @@ Command AddEval(CLI::App& parent) {
               } else {
                 ++failed;
                 row["error"] = r.status().ToString();
-                if (!q.reference.empty()) s = 0;  // a failed run answers nothing: wrong
+                s = 0;  // a failed run answers nothing: wrong
               }
               if (s) {
                 ++scored;
@@ -402,8 +408,10 @@ Command AddEval(CLI::App& parent) {
             const double acc = scored ? score_sum / static_cast<double>(scored) : std::nan("");
             const double n = static_cast<double>(queries.size());
             fmt::print("architecture  {}\n", p.arch.name);
-            fmt::print("queries       {} ({} scored against a reference, {} failed, {} stopped early)\n",
-                       queries.size(), scored, failed, stopped);
+            fmt::print(
+                "queries       {} ({} scored: {} against a reference, {} by the replayed answer's recorded score, {} "
+                "failed runs as 0; {} stopped early)\n",
+                queries.size(), scored, scored - by_recorded - failed, by_recorded, failed, stopped);
             fmt::print("accuracy      {}\n", FormatFraction(acc));
             fmt::print("cost          ${:.6f} total, ${:.8f} per query\n", cost, cost / n);
             fmt::print("calls         {} total, {:.2f} per query\n", calls, static_cast<double>(calls) / n);
@@ -413,6 +421,7 @@ Command AddEval(CLI::App& parent) {
                                   {"data", o->data},
                                   {"queries", queries.size()},
                                   {"scored", scored},
+                                  {"scored_by_recorded_score", by_recorded},
                                   {"failed", failed},
                                   {"accuracy", scored ? nlohmann::json(acc) : nlohmann::json(nullptr)},
                                   {"cost_usd", cost},

@@ -106,6 +106,9 @@ struct SearchOptions {
   uint64_t enumerate_limit = 20000;
   size_t random_candidates = 2000;
   double xi = 0.01;  // EI's exploration margin, in standardised units
+  // Stop as soon as a score >= stop_at is found (study mode: what comes after the target cannot change when it was
+  // first reached).
+  std::optional<double> stop_at;
   // Called after each evaluation (progress lines).
   std::function<void(size_t index, const Point&, const Evaluation&, double best)> on_eval;
 };

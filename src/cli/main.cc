@@ -118,6 +118,16 @@ int Run(int argc, char** argv) {
       baton::cli::AddBenchCommand(app),  baton::cli::AddUniverseCommand(app),   baton::cli::AddRouteCommand(app),
       baton::cli::AddServeCommand(app),  baton::cli::AddPredictCommand(app),
   };
+  // Minimal `archon` parent for the search subcommand (the archon branch's cmd_archon.cc owns the real parent).
+  CLI::App* archon = app.add_subcommand("archon", "Archon inference-time architectures: search");
+  archon->require_subcommand(1);
+  std::vector<baton::cli::Command> archon_subs = {baton::cli::AddArchonSearchSubcommand(*archon)};
+  commands.push_back({archon, [archon_subs]() -> baton::Status {
+                        for (const auto& c : archon_subs) {
+                          if (c.app->parsed()) return c.run();
+                        }
+                        return baton::Status::InvalidArgument("no archon subcommand given");
+                      }});
   if (int rc = CheckCommandLine(app, argc, argv); rc >= 0) return rc;
   try {
     app.parse(argc, argv);

@@ -174,7 +174,10 @@ class Runner {
   Runner(const Space& space, const Objective& objective, const Feasible& feasible, const SearchOptions& options)
       : space_(space), objective_(objective), feasible_(feasible), options_(options), rng_(options.seed) {}
 
-  bool done() const { return result_.trials.size() >= options_.budget || exhausted_; }
+  bool done() const {
+    if (result_.trials.size() >= options_.budget || exhausted_) return true;
+    return options_.stop_at && !result_.trials.empty() && result_.trials[result_.best].eval.score >= *options_.stop_at;
+  }
   SearchResult& result() { return result_; }
   std::mt19937_64& rng() { return rng_; }
   bool Seen(const Point& p) const { return seen_.count(space_.Key(p)) > 0; }
@@ -374,7 +377,8 @@ Status RunBayes(const Space& space, Runner& r, const SearchOptions& o) {
     }
     const bool refit = !hyper || trials.size() <= o.refit_all_until || fits % o.refit_every == 0;
     ++fits;
-    BATON_RETURN_IF_ERROR(gp.Fit(X, y, refit, o.seed * 7919 + trials.size(), hyper));
+    // Multi-start: the warm start, the default and two random starts while data is scarce, one random start after.
+    BATON_RETURN_IF_ERROR(gp.Fit(X, y, refit, o.seed * 7919 + trials.size(), hyper, trials.size() <= 20 ? 2 : 1));
     hyper = gp.hyper();
     std::vector<Point> cands = Candidates(space, r, o);
     if (cands.empty()) {

@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 for algo in random greedy bayes; do
   "$BATON" archon search --objective branin --budget-evals 500 --algo "$algo" --seeds "$SEEDS" --quiet \
     --json "$OUT/branin-$algo.json"
-  "$BATON" archon search --objective hartmann6 --tolerance 0.01 --budget-evals 500 --algo "$algo" --seeds "$SEEDS" \
+  "$BATON" archon search --objective hartmann6 --tolerance 0.05 --budget-evals 200 --algo "$algo" --seeds "$SEEDS" \
     --quiet --json "$OUT/hartmann6-$algo.json"
   "$BATON" archon search --space examples/archon/replay-space.json --data data/mmlu-pro --split-seed 0 \
     --budget-evals 60 --algo "$algo" --seeds "$SEEDS" --quiet --json "$OUT/mmlu-pro-$algo.json"

@@ -64,7 +64,7 @@ nlohmann::json ToArchitecture(const Config& c, const std::vector<std::string>& r
 // Answers of every expert on every query of a dataset folder, from responses.jsonl (letters extracted with
 // ExtractChoice), outcomes.csv (cost; for references: the letters of experts that scored 1 when queries.jsonl has no
 // reference, as RouterBench) and queries.jsonl (domain, reference). Queries with no letter-form answer space (no
-// reference letter and no expert scoring 1 with an extractable letter, e.g. MBPP) are dropped.
+// reference letter and at most half the domain's recorded responses extract to a letter, e.g. MBPP's code) are dropped.
 class ReplayData {
  public:
   static StatusOr<std::unique_ptr<ReplayData>> Load(const std::string& dir);

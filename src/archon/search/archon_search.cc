@@ -190,6 +190,7 @@ StatusOr<std::unique_ptr<ReplayData>> ReplayData::Load(const std::string& dir) {
   }
   // Accepted letters: the reference when it is a letter, else the letters of the experts that scored 1.
   std::vector<size_t> keep;
+  std::vector<size_t> domain_letters(out->domains_.size(), 0), domain_rows(out->domains_.size(), 0);
   for (size_t q = 0; q < all.size(); ++q) {
     Query& Q = all[q];
     const std::string& ref = ds.query(q).reference;
@@ -200,13 +201,18 @@ StatusOr<std::unique_ptr<ReplayData>> ReplayData::Load(const std::string& dir) {
         if (Q.observed[e] && ds.score(q, e) >= 0.5f && Q.letter[e] != 0) Q.correct |= 1u << (Q.letter[e] - 'A');
       }
     }
-    bool any_letter = false;
-    for (size_t e = 0; e < ne; ++e) any_letter |= Q.letter[e] != 0;
-    // A query with no accepted letter is kept only when it is a letter task that every expert got wrong, i.e. some
-    // expert answered with a letter; queries with no letter at all (MBPP code) are dropped.
-    if (Q.correct != 0 || any_letter) {
-      keep.push_back(q);
+    for (size_t e = 0; e < ne; ++e) {
+      domain_letters[Q.domain] += Q.letter[e] != 0;
+      domain_rows[Q.domain] += Q.observed[e];
     }
+  }
+  // A letter task: a reference letter, or most of the domain's recorded responses commit to a letter. Domains whose
+  // responses are mostly not letters (MBPP's code, where a stray "A." could read as one) are dropped whole.
+  for (size_t q = 0; q < all.size(); ++q) {
+    const std::string& ref = ds.query(q).reference;
+    const bool has_ref = !ref.empty() && ExtractChoice(ref, 'Z').has_value();
+    const uint32_t d = all[q].domain;
+    if (has_ref || 2 * domain_letters[d] > domain_rows[d]) keep.push_back(q);
   }
   out->dropped_ = all.size() - keep.size();
   for (size_t q : keep) out->queries_.push_back(std::move(all[q]));

@@ -130,7 +130,7 @@ TEST(ArchonSearchReplay, InfersAcceptedLettersWithoutReferences) {
   tmp.Write("d/models.csv", "model,params_b,usd_per_mtok_in,usd_per_mtok_out,price_source\ne1,,,,x\ne2,,,,x\n");
   tmp.Write("d/queries.jsonl", R"({"id": "q1", "domain": "a", "text": "t", "reference": ""})"
                                "\n"
-                               R"({"id": "q2", "domain": "a", "text": "t", "reference": ""})"
+                               R"({"id": "q2", "domain": "code", "text": "t", "reference": ""})"
                                "\n");
   tmp.Write("d/outcomes.csv", "query_id,model,score,cost_usd,tokens_in,tokens_out\nq1,e1,1,0,1,1\nq1,e2,0,0,1,1\n"
                               "q2,e1,0,0,1,1\nq2,e2,0,0,1,1\n");
@@ -142,7 +142,7 @@ TEST(ArchonSearchReplay, InfersAcceptedLettersWithoutReferences) {
                                  "\n");
   auto data = ReplayData::Load(tmp.path() + "/d");
   ASSERT_TRUE(data.ok()) << data.status().message();
-  ASSERT_EQ((*data)->num_queries(), 1u);  // q2 has no letter at all (code): dropped
+  ASSERT_EQ((*data)->num_queries(), 1u);  // q2's domain has no letter answer (code): dropped
   EXPECT_EQ((*data)->dropped(), 1u);
   EXPECT_EQ((*data)->queries()[0].correct, 1u << ('C' - 'A'));
 }

@@ -436,16 +436,17 @@ Command AddEval(CLI::App& parent) {
 }  // namespace
 
 Command AddArchonCommand(CLI::App& root) {
-  auto* app = root.add_subcommand("archon", "Archon inference-time architectures: validate, run, eval");
+  auto* app = root.add_subcommand("archon", "Archon inference-time architectures: validate, run, eval, search");
   app->require_subcommand(1);
   auto subs = std::make_shared<std::vector<Command>>();
   subs->push_back(AddValidate(*app));
   subs->push_back(AddRun(*app));
   subs->push_back(AddEval(*app));
+  subs->push_back(AddArchonSearchSubcommand(*app));
   return {app, [subs]() -> Status {
             for (const Command& c : *subs)
               if (c.app->parsed()) return c.run();
-            return Status::InvalidArgument("give a subcommand: validate, run or eval");
+            return Status::InvalidArgument("give a subcommand: validate, run, eval or search");
           }};
 }
 

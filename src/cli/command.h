@@ -33,6 +33,8 @@ Command AddRouteCommand(CLI::App& root);
 Command AddPredictCommand(CLI::App& root);
 Command AddServeCommand(CLI::App& root);
 Command AddArchonCommand(CLI::App& root);
+// `baton archon search`, added under the `archon` parent (cmd_archon_search.cc).
+Command AddArchonSearchSubcommand(CLI::App& archon);
 
 // Shared helpers for command files.
 // Prints a table with a header row and right-aligned numeric-looking cells.

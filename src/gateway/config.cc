@@ -147,14 +147,35 @@ Status ParseExpert(const YAML::Node& n, const std::string& path, const std::stri
   return Status::Ok();
 }
 
+Status ParseArchitectureEntry(const YAML::Node& n, const std::string& path, const std::string& source,
+                              const std::string& base, ArchitectureConfig* a) {
+  Fields f(n, path, source);
+  if (!n.IsMap()) return f.Error("", "expected a map with name and file");
+  BATON_RETURN_IF_ERROR(f.OnlyKnown({"name", "file", "max_calls", "max_cost_usd", "max_concurrency", "timeout_s"}));
+  BATON_RETURN_IF_ERROR(f.Get("name", &a->name));
+  if (a->name.empty()) return f.Error("name", "missing (clients ask for \"archon/<name>\")");
+  if (a->name.find_first_of(" \t/") != std::string::npos) return f.Error("name", "must not contain blanks or '/'");
+  BATON_RETURN_IF_ERROR(f.Get("file", &a->path));
+  if (a->path.empty()) return f.Error("file", "missing (the architecture's Archon-format JSON file)");
+  a->path = Resolve(base, a->path);
+  BATON_RETURN_IF_ERROR(f.Get("max_calls", &a->max_calls));
+  if (a->max_calls <= 0) return f.Error("max_calls", "must be > 0");
+  BATON_RETURN_IF_ERROR(f.GetOpt("max_cost_usd", &a->max_cost_usd));
+  BATON_RETURN_IF_ERROR(f.Get("max_concurrency", &a->max_concurrency));
+  if (a->max_concurrency <= 0) return f.Error("max_concurrency", "must be > 0");
+  BATON_RETURN_IF_ERROR(f.GetMs("timeout_s", &a->timeout));
+  return Status::Ok();
+}
+
 StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source, const std::string& base) {
   GatewayConfig c;
   c.source = source;
   Fields f(root, "", source);
   if (!root.IsMap()) return Status::InvalidArgument(source + ": expected a YAML map at the top level");
-  BATON_RETURN_IF_ERROR(f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads",
-                                     "worker_threads", "max_in_flight", "reserve_factor", "max_connections",
-                                     "metrics_key", "metrics_key_sha256", "metrics_public", "keys", "experts"}));
+  BATON_RETURN_IF_ERROR(
+      f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads", "worker_threads",
+                   "max_in_flight", "reserve_factor", "max_connections", "metrics_key", "metrics_key_sha256",
+                   "metrics_public", "keys", "experts", "architectures"}));
   BATON_RETURN_IF_ERROR(f.Get("listen", &c.listen));
   BATON_RETURN_IF_ERROR(f.Get("store", &c.store_path));
   c.store_path = Resolve(base, c.store_path);
@@ -256,6 +277,19 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
       return Status::InvalidArgument(fmt::format("{}: {}name: duplicate expert name '{}'", source, path, e.name));
     }
     c.experts.push_back(std::move(e));
+  }
+
+  const YAML::Node archs = root["architectures"];
+  if (archs.IsDefined() && !archs.IsNull() && !archs.IsSequence()) return f.Error("architectures", "expected a list");
+  std::set<std::string> arch_names;
+  for (size_t i = 0; archs.IsDefined() && archs.IsSequence() && i < archs.size(); ++i) {
+    ArchitectureConfig a;
+    const std::string path = fmt::format("architectures[{}].", i);
+    BATON_RETURN_IF_ERROR(ParseArchitectureEntry(archs[i], path, source, base, &a));
+    if (!arch_names.insert(a.name).second) {
+      return Status::InvalidArgument(fmt::format("{}: {}name: duplicate architecture name '{}'", source, path, a.name));
+    }
+    c.architectures.push_back(std::move(a));
   }
   return c;
 }

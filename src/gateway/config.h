@@ -12,11 +12,15 @@
 //     - {name: prod, sha256: 9f86d08..., budget_usd: 100}
 //   experts:
 //     - {name: gpt-4, kind: openai, base_url: "https://api.openai.com/v1", api_key_env: OPENAI_API_KEY}
+//   architectures:                                   # optional: served as model "archon/<name>"
+//     - {name: critic-rank-fuse, file: archon/critic_rank_fuse.json, max_calls: 12, max_cost_usd: 0.05}
 //
 // Thread-safety: a plain value; immutable once loaded.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +45,16 @@ struct RouterConfig {
   double lambda = 0;       // default price of cost in score units per USD. Default: 0 (best predicted score)
 };
 
+// An Archon architecture served as model "archon/<name>" (see baton/archon.h).
+struct ArchitectureConfig {
+  std::string name;    // clients ask for "archon/<name>" (unique among architectures)
+  std::string path;    // its Archon-format JSON file (relative paths: to the YAML file's folder)
+  int max_calls = 64;  // inference calls one request may make at most; a bound above this is refused. Default: 64
+  std::optional<double> max_cost_usd;  // the most one request may cost; default: only the key's budget limits it
+  int max_concurrency = 8;             // calls of one request in flight at once. Default: 8
+  std::chrono::milliseconds timeout{120'000};  // the whole run of one request. Default: 120 s
+};
+
 struct GatewayConfig {
   std::string source;  // the file it was read from (for messages)
   std::string listen = "127.0.0.1:8080";
@@ -59,6 +73,7 @@ struct GatewayConfig {
   bool metrics_public = false;
   std::vector<ClientKeyConfig> keys;
   std::vector<ExpertConfig> experts;
+  std::vector<ArchitectureConfig> architectures;  // Default: none
 };
 
 // Parses YAML text; `source` names it in messages ("config.yaml: experts[2].kind: unknown kind 'foo' (...)").

@@ -86,6 +86,33 @@ TEST(ConfigTest, ErrorsNameTheField) {
   ExpectError("listen: [unclosed", "config.yaml:");
 }
 
+TEST(ConfigTest, ArchitecturesAreOptionalAndValidated) {
+  const std::string base =
+      "keys: [{name: k, key: x, budget_usd: 1}]\nexperts: [{name: a, kind: replay, replay_dir: d}]\n";
+  auto none = ParseGatewayConfig(base, "config.yaml");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->architectures.empty());
+  auto c = ParseGatewayConfig(
+      base + "architectures: [{name: moa, file: archon/moa.json, max_calls: 9, max_cost_usd: 0.5, timeout_s: 3}]",
+      "config.yaml", "/etc/baton");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->architectures.size(), 1u);
+  EXPECT_EQ(c->architectures[0].name, "moa");
+  EXPECT_EQ(c->architectures[0].path, "/etc/baton/archon/moa.json");
+  EXPECT_EQ(c->architectures[0].max_calls, 9);
+  EXPECT_EQ(c->architectures[0].max_cost_usd, 0.5);
+  EXPECT_EQ(c->architectures[0].max_concurrency, 8);
+  EXPECT_EQ(c->architectures[0].timeout, std::chrono::milliseconds(3000));
+  ExpectError(base + "architectures: {name: x}", "architectures: expected a list");
+  ExpectError(base + "architectures: [{file: f.json}]", "architectures[0].name: missing");
+  ExpectError(base + "architectures: [{name: a/b, file: f.json}]", "architectures[0].name: must not contain");
+  ExpectError(base + "architectures: [{name: x}]", "architectures[0].file: missing");
+  ExpectError(base + "architectures: [{name: x, file: f, max_calls: 0}]", "architectures[0].max_calls: must be > 0");
+  ExpectError(base + "architectures: [{name: x, file: f, layers: 3}]", "architectures[0].layers: unknown field");
+  ExpectError(base + "architectures: [{name: x, file: f}, {name: x, file: g}]",
+              "architectures[1].name: duplicate architecture name 'x'");
+}
+
 TEST(ConfigTest, MissingFileIsNotFound) {
   auto c = LoadGatewayConfig("/nonexistent/baton.yaml");
   ASSERT_FALSE(c.ok());

@@ -116,7 +116,7 @@ int Run(int argc, char** argv) {
       baton::cli::AddImportCommand(app), baton::cli::AddImportWideCommand(app), baton::cli::AddExportWideCommand(app),
       baton::cli::AddStatsCommand(app),  baton::cli::AddDatasetsCommand(app),   baton::cli::AddFitCommand(app),
       baton::cli::AddBenchCommand(app),  baton::cli::AddUniverseCommand(app),   baton::cli::AddRouteCommand(app),
-      baton::cli::AddServeCommand(app),  baton::cli::AddPredictCommand(app),
+      baton::cli::AddServeCommand(app),  baton::cli::AddPredictCommand(app),   baton::cli::AddOnboardCommand(app),
   };
   if (int rc = CheckCommandLine(app, argc, argv); rc >= 0) return rc;
   try {

@@ -27,8 +27,9 @@
 //   join     when the universe has room (no fixed k, or fewer than k members), the gain's lower bound is > 0 and the
 //            gain is worth its cost: the lower bound of gain - lambda x extra cost is > 0 (lambda: score units per USD,
 //            the router's; 0 = cost does not matter);
-//   replace  (at fixed k) the member X whose swap raises S(U) most, when swap(X) - lambda x (cost_new - cost_X)
-//            has a lower bound > 0 (X's and the newcomer's mean cost per query);
+//   replace  the member X whose swap raises swap(X) - lambda x swap_cost(X) most, when that has a lower bound > 0;
+//            swap_cost(X) = what a best-expert router spends more per query after the swap (exact for dropping X, plus
+//            the estimated change where the newcomer beats U - X);
 //   reject   otherwise.
 // A failed call (an error, or an answer that cannot be scored against the reference) is reported and its draws are
 // left out of every estimate (the remaining draws keep their weights).
@@ -89,6 +90,8 @@ struct OnboardSwap {
   std::string member;
   double loss_without = 0;  // S(U - X) - S(U), exact (<= 0)
   OnboardInterval delta;    // S(U - X + new) - S(U)
+  double extra_cost = 0;    // USD per query a best-expert router spends more after the swap (exact part + estimate)
+  OnboardInterval net;      // delta - lambda x extra_cost
   double cost_per_query = 0;  // X's mean cost per query
 };
 

@@ -3,6 +3,7 @@
 // estimates and the decision are documented in include/baton/onboard.h.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
@@ -84,9 +85,11 @@ void PrintReport(const OnboardReport& r, const std::string& pool_name) {
   for (size_t i = 0; i < r.swaps.size() && i < 5; ++i) {
     const OnboardSwap& s = r.swaps[i];
     rows.push_back({s.member, Signed(s.loss_without), Signed(s.delta.estimate), Signed(s.delta.lower),
-                    FormatUsd(s.cost_per_query)});
+                    fmt::format("{:+.6f}", s.extra_cost), Signed(s.net.estimate), Signed(s.net.lower)});
   }
-  PrintTable({"member", "S(U - member) - S(U)", "swap dS", fmt::format("{} lower", conf), "member USD/query"}, rows);
+  PrintTable({"member", "S(U - member) - S(U)", "swap dS", fmt::format("{} lower", conf), "extra USD/query",
+              fmt::format("dS - {:g} x extra", r.options.lambda), fmt::format("{} lower", conf)},
+             rows);
   fmt::print("\ndecision: {}{}: {}\n", r.decision == "join" ? "JOIN" : r.decision == "replace" ? "REPLACE" : "REJECT",
              r.replaces.empty() ? "" : " '" + r.replaces + "'", r.reason);
 }
@@ -151,6 +154,11 @@ Command AddOnboardCommand(CLI::App& root) {
             const std::string db_path = !o->db.empty() ? o->db : config.store_path;
             std::unique_ptr<Store> store;
             if (db_path != ":memory:") {
+              // The store's folder may not exist yet (out/ in a fresh clone), as for `baton serve`.
+              const std::filesystem::path parent = std::filesystem::path(db_path).parent_path();
+              std::error_code ec;
+              if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+              if (ec) return Status::IoError(fmt::format("cannot create the folder {}: {}", parent.string(), ec.message()));
               BATON_ASSIGN_OR_RETURN(store, Store::Open(db_path));
             }
             // The pool: the members' recorded outcomes (never the newcomer's: it must earn them by being called).

@@ -105,29 +105,36 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
     }
   }
   // Per query: the universe's best (and its cost), and the best without each member.
-  std::vector<double> best(nq, 0), best_cost(nq, 0), without(nq * ne, 0);
+  // (A best-expert router's pick; ties go to the cheaper, the router's rule.)
+  std::vector<double> best(nq, 0), best_cost(nq, 0), without(nq * ne, 0), without_cost(nq * ne, 0);
   for (size_t q = 0; q < nq; ++q) {
     double b1 = -1, b2 = -1;  // best and second best
-    size_t arg = 0;
+    size_t arg = 0, arg2 = 0;
     for (size_t e = 0; e < ne; ++e) {
-      const double v = s[q * ne + e];
-      if (v > b1) {
-        b2 = b1, b1 = v, arg = e;
-      } else {
-        if (v > b2) b2 = v;
-        if (v == b1 && c[q * ne + e] < c[q * ne + arg]) arg = e;  // ties go to the cheaper: the router's rule
+      const double v = s[q * ne + e], ce = c[q * ne + e];
+      if (v > b1 || (v == b1 && ce < c[q * ne + arg])) {
+        b2 = b1, arg2 = arg, b1 = v, arg = e;
+      } else if (v > b2 || (v == b2 && ce < c[q * ne + arg2])) {
+        b2 = v, arg2 = e;
       }
     }
     best[q] = b1;
     best_cost[q] = c[q * ne + arg];
-    for (size_t e = 0; e < ne; ++e) without[q * ne + e] = e == arg ? std::max(0.0, b2) : b1;
+    for (size_t e = 0; e < ne; ++e) {
+      without[q * ne + e] = e == arg ? std::max(0.0, b2) : b1;
+      without_cost[q * ne + e] = e != arg ? best_cost[q] : b2 >= 0 ? c[q * ne + arg2] : 0.0;
+    }
   }
   rep.s_universe = std::accumulate(best.begin(), best.end(), 0.0) / static_cast<double>(nq);
-  std::vector<double> loss_without(ne, 0);
+  std::vector<double> loss_without(ne, 0), cost_without(ne, 0);  // exact: S(U - X) - S(U) and its cost change
   for (size_t e = 0; e < ne; ++e) {
-    double t = 0;
-    for (size_t q = 0; q < nq; ++q) t += without[q * ne + e] - best[q];
+    double t = 0, u = 0;
+    for (size_t q = 0; q < nq; ++q) {
+      t += without[q * ne + e] - best[q];
+      u += without_cost[q * ne + e] - best_cost[q];
+    }
     loss_without[e] = t / static_cast<double>(nq);
+    cost_without[e] = u / static_cast<double>(nq);
   }
   rep.cost_members = std::accumulate(mean_cost.begin(), mean_cost.end(), 0.0) / static_cast<double>(ne);
 
@@ -179,7 +186,8 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
   // Per usable draw: the importance-weighted terms f(q) / (N p(q)).
   struct Term {
     double gain, extra_cost, cost_new;
-    std::vector<double> swap_gain;  // per member: max(0, s_new - best_{U-X})
+    std::vector<double> swap_gain;   // per member: max(0, s_new - best_{U-X})
+    std::vector<double> swap_extra;  // per member: the cost change where the newcomer beats U - X
   };
   std::vector<Term> terms;
   for (size_t d = 0; d < o.queries; ++d) {
@@ -193,25 +201,30 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
     t.extra_cost = (sn > best[q] ? cn - best_cost[q] : 0.0) * iw;
     t.cost_new = cn * iw;
     t.swap_gain.resize(ne);
-    for (size_t e = 0; e < ne; ++e) t.swap_gain[e] = std::max(0.0, sn - without[q * ne + e]) * iw;
+    t.swap_extra.resize(ne);
+    for (size_t e = 0; e < ne; ++e) {
+      t.swap_gain[e] = std::max(0.0, sn - without[q * ne + e]) * iw;
+      t.swap_extra[e] = (sn > without[q * ne + e] ? cn - without_cost[q * ne + e] : 0.0) * iw;
+    }
     terms.push_back(std::move(t));
   }
   const size_t m = terms.size();
   // Estimates from a multiset of terms (given as indices).
   struct Est {
     double gain = 0, extra = 0, cost = 0;
-    std::vector<double> swap;
+    std::vector<double> swap, swap_extra;
   };
   auto estimate = [&](const std::vector<size_t>& idx) {
     Est e;
     e.swap.assign(ne, 0);
+    e.swap_extra.assign(ne, 0);
     for (size_t i : idx) {
       e.gain += terms[i].gain, e.extra += terms[i].extra_cost, e.cost += terms[i].cost_new;
-      for (size_t x = 0; x < ne; ++x) e.swap[x] += terms[i].swap_gain[x];
+      for (size_t x = 0; x < ne; ++x) e.swap[x] += terms[i].swap_gain[x], e.swap_extra[x] += terms[i].swap_extra[x];
     }
     const double n = static_cast<double>(idx.size());
     e.gain /= n, e.extra /= n, e.cost /= n;
-    for (double& v : e.swap) v /= n;
+    for (size_t x = 0; x < ne; ++x) e.swap[x] /= n, e.swap_extra[x] /= n;
     return e;
   };
   std::vector<size_t> all(m);
@@ -219,14 +232,15 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
   const Est point = estimate(all);
   const size_t B = std::max<size_t>(o.bootstrap, 10);
   std::vector<double> bg(B), bx(B), bn(B);
-  std::vector<std::vector<double>> bs(ne, std::vector<double>(B));
+  std::vector<std::vector<double>> bs(ne, std::vector<double>(B)), bsn(ne, std::vector<double>(B));
   std::vector<size_t> idx(m);
   for (size_t b = 0; b < B; ++b) {
     for (size_t i = 0; i < m; ++i) idx[i] = rng.Next() % m;
     const Est e = estimate(idx);
     bg[b] = e.gain, bx[b] = e.extra, bn[b] = e.gain - o.lambda * e.extra;
     for (size_t x = 0; x < ne; ++x) {
-      bs[x][b] = loss_without[x] + e.swap[x] - o.lambda * (e.cost - mean_cost[x]);
+      bs[x][b] = loss_without[x] + e.swap[x];
+      bsn[x][b] = bs[x][b] - o.lambda * (cost_without[x] + e.swap_extra[x]);
     }
   }
   rep.gain = Interval(point.gain, bg, o.confidence);
@@ -235,21 +249,19 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
   rep.cost_new = point.cost;
   for (size_t x = 0; x < ne; ++x) {
     OnboardSwap sw{.member = rep.members[x], .loss_without = loss_without[x], .cost_per_query = mean_cost[x]};
-    // The swap's interval is of its cost-adjusted value; its estimate shown is the S(U) change alone.
-    const OnboardInterval adj =
-        Interval(loss_without[x] + point.swap[x] - o.lambda * (point.cost - mean_cost[x]), bs[x], o.confidence);
-    sw.delta = {loss_without[x] + point.swap[x], adj.lower + o.lambda * (point.cost - mean_cost[x]),
-                adj.upper + o.lambda * (point.cost - mean_cost[x])};
+    const double delta = loss_without[x] + point.swap[x];
+    sw.extra_cost = cost_without[x] + point.swap_extra[x];
+    sw.delta = Interval(delta, bs[x], o.confidence);
+    sw.net = Interval(delta - o.lambda * sw.extra_cost, bsn[x], o.confidence);
     rep.swaps.push_back(std::move(sw));
   }
   // Best swap first: by the cost-adjusted estimate.
-  auto adjusted = [&](const OnboardSwap& sw) { return sw.delta.estimate - o.lambda * (point.cost - sw.cost_per_query); };
   std::stable_sort(rep.swaps.begin(), rep.swaps.end(),
-                   [&](const OnboardSwap& a, const OnboardSwap& b) { return adjusted(a) > adjusted(b); });
+                   [](const OnboardSwap& a, const OnboardSwap& b) { return a.net.estimate > b.net.estimate; });
 
   const bool room = !o.k || *o.k > ne;
   const OnboardSwap& top = rep.swaps.front();
-  const double top_lower = top.delta.lower - o.lambda * (point.cost - top.cost_per_query);
+  const double top_lower = top.net.lower;
   const std::string conf = fmt::format("{:.0f}%", o.confidence * 100);
   if (room && rep.gain.lower > 0 && rep.net_gain.lower > 0) {
     rep.decision = "join";
@@ -261,9 +273,10 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
   } else if (top_lower > 0) {
     rep.decision = "replace";
     rep.replaces = top.member;
-    rep.reason = fmt::format("{}swapping it for '{}' raises S(U) by {:+.4f} ({} lower bound {:+.4f}{})",
+    rep.reason = fmt::format("{}swapping '{}' for it raises S(U) by {:+.4f} ({} lower bound {:+.4f}{})",
                              room ? "joining is not justified, but " : fmt::format("at fixed k = {}, ", *o.k),
-                             top.member, top.delta.estimate, conf, top_lower, o.lambda > 0 ? ", cost-adjusted" : "");
+                             top.member, top.delta.estimate, conf, top_lower,
+                             o.lambda > 0 ? fmt::format(", after its cost at lambda {:g}", o.lambda) : "");
   } else {
     rep.decision = "reject";
     if (rep.gain.lower <= 0) {
@@ -291,6 +304,8 @@ std::string OnboardReportJson(const OnboardReport& r, const Dataset& pool) {
     swaps.push_back({{"member", s.member},
                      {"loss_without", s.loss_without},
                      {"delta_s", iv(s.delta)},
+                     {"extra_cost_usd_per_query", s.extra_cost},
+                     {"net", iv(s.net)},
                      {"member_cost_per_query", s.cost_per_query}});
   }
   json calls = json::array();

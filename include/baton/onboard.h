@@ -79,19 +79,19 @@ struct OnboardInterval {
 };
 
 struct OnboardCall {
-  size_t query = 0;  // row in the pool
-  size_t draws = 0;  // how many of the K draws landed on it
-  double probability = 0;  // p(q), its draw probability
+  size_t query = 0;                         // row in the pool
+  size_t draws = 0;                         // how many of the K draws landed on it
+  double probability = 0;                   // p(q), its draw probability
   std::optional<OnboardEvaluation> result;  // nullopt = failed (see error)
   std::string error;
 };
 
 struct OnboardSwap {
   std::string member;
-  double loss_without = 0;  // S(U - X) - S(U), exact (<= 0)
-  OnboardInterval delta;    // S(U - X + new) - S(U)
-  double extra_cost = 0;    // USD per query a best-expert router spends more after the swap (exact part + estimate)
-  OnboardInterval net;      // delta - lambda x extra_cost
+  double loss_without = 0;    // S(U - X) - S(U), exact (<= 0)
+  OnboardInterval delta;      // S(U - X + new) - S(U)
+  double extra_cost = 0;      // USD per query a best-expert router spends more after the swap (exact part + estimate)
+  OnboardInterval net;        // delta - lambda x extra_cost
   double cost_per_query = 0;  // X's mean cost per query
 };
 
@@ -99,13 +99,13 @@ struct OnboardReport {
   std::string expert;
   std::vector<std::string> members;
   size_t pool_queries = 0, draws = 0, called = 0, answered = 0, failed = 0;
-  double s_universe = 0;       // S(U) over the pool, exact
-  OnboardInterval gain;        // S(U + new) - S(U)
-  OnboardInterval extra_cost;  // USD per query
-  OnboardInterval net_gain;    // gain - lambda x extra cost
-  double cost_new = 0;         // the newcomer's mean cost per query (importance-weighted estimate)
-  double cost_members = 0;     // the members' mean cost per query, averaged over members
-  double spent_usd = 0;        // what the onboarding calls cost
+  double s_universe = 0;           // S(U) over the pool, exact
+  OnboardInterval gain;            // S(U + new) - S(U)
+  OnboardInterval extra_cost;      // USD per query
+  OnboardInterval net_gain;        // gain - lambda x extra cost
+  double cost_new = 0;             // the newcomer's mean cost per query (importance-weighted estimate)
+  double cost_members = 0;         // the members' mean cost per query, averaged over members
+  double spent_usd = 0;            // what the onboarding calls cost
   std::vector<OnboardSwap> swaps;  // best first
   std::string decision;            // "join", "replace" or "reject"
   std::string replaces;            // the member, for "replace"

@@ -102,7 +102,7 @@ struct FeedbackRecord {
 
 // What `baton onboard` decided about a candidate expert (schema v4).
 struct OnboardingRecord {
-  int64_t id = 0;  // assigned by the store
+  int64_t id = 0;            // assigned by the store
   int64_t time_unix_ms = 0;  // 0 = now
   std::string expert;
   std::string decision;       // "join", "replace" or "reject"

@@ -58,7 +58,9 @@ Status StoreOnboarding(Store& store, const OnboardReport& r, const Dataset& pool
                                                .source = OutcomeSource::kSelfPlay}));
   }
   BATON_RETURN_IF_ERROR(
-      store.InsertOnboarding({.expert = r.expert, .decision = r.decision, .replaces = r.replaces, .evidence_json = evidence})
+      store
+          .InsertOnboarding(
+              {.expert = r.expert, .decision = r.decision, .replaces = r.replaces, .evidence_json = evidence})
           .status());
   return tx.Commit();
 }
@@ -72,10 +74,10 @@ void PrintReport(const OnboardReport& r, const std::string& pool_name) {
   std::vector<std::vector<std::string>> rows = {
       {"S(U) now (exact over the pool)", fmt::format("{:.4f}", r.s_universe), "", ""},
       {"gain S(U + new) - S(U)", Signed(r.gain.estimate), Signed(r.gain.lower), Signed(r.gain.upper)},
-      {"extra cost, USD/query", fmt::format("{:+.6f}", r.extra_cost.estimate), fmt::format("{:+.6f}", r.extra_cost.lower),
-       fmt::format("{:+.6f}", r.extra_cost.upper)},
-      {fmt::format("gain - {:g} x extra cost", r.options.lambda), Signed(r.net_gain.estimate),
-       Signed(r.net_gain.lower), Signed(r.net_gain.upper)},
+      {"extra cost, USD/query", fmt::format("{:+.6f}", r.extra_cost.estimate),
+       fmt::format("{:+.6f}", r.extra_cost.lower), fmt::format("{:+.6f}", r.extra_cost.upper)},
+      {fmt::format("gain - {:g} x extra cost", r.options.lambda), Signed(r.net_gain.estimate), Signed(r.net_gain.lower),
+       Signed(r.net_gain.upper)},
       {"new expert's cost, USD/query", FormatUsd(r.cost_new), "", ""},
       {"members' mean cost, USD/query", FormatUsd(r.cost_members), "", ""},
   };
@@ -90,7 +92,10 @@ void PrintReport(const OnboardReport& r, const std::string& pool_name) {
   PrintTable({"member", "S(U - member) - S(U)", "swap dS", fmt::format("{} lower", conf), "extra USD/query",
               fmt::format("dS - {:g} x extra", r.options.lambda), fmt::format("{} lower", conf)},
              rows);
-  fmt::print("\ndecision: {}{}: {}\n", r.decision == "join" ? "JOIN" : r.decision == "replace" ? "REPLACE" : "REJECT",
+  fmt::print("\ndecision: {}{}: {}\n",
+             r.decision == "join"      ? "JOIN"
+             : r.decision == "replace" ? "REPLACE"
+                                       : "REJECT",
              r.replaces.empty() ? "" : " '" + r.replaces + "'", r.reason);
 }
 
@@ -148,8 +153,8 @@ Command AddOnboardCommand(CLI::App& root) {
                   fmt::format("{}: no expert named '{}' (it has: {})", o->config, o->expert, names));
             }
             if (members.empty()) {
-              return Status::InvalidArgument(fmt::format("{}: '{}' is its only expert: there is no universe to join",
-                                                         o->config, o->expert));
+              return Status::InvalidArgument(
+                  fmt::format("{}: '{}' is its only expert: there is no universe to join", o->config, o->expert));
             }
             const std::string db_path = !o->db.empty() ? o->db : config.store_path;
             std::unique_ptr<Store> store;
@@ -158,7 +163,8 @@ Command AddOnboardCommand(CLI::App& root) {
               const std::filesystem::path parent = std::filesystem::path(db_path).parent_path();
               std::error_code ec;
               if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-              if (ec) return Status::IoError(fmt::format("cannot create the folder {}: {}", parent.string(), ec.message()));
+              if (ec)
+                return Status::IoError(fmt::format("cannot create the folder {}: {}", parent.string(), ec.message()));
               BATON_ASSIGN_OR_RETURN(store, Store::Open(db_path));
             }
             // The pool: the members' recorded outcomes (never the newcomer's: it must earn them by being called).
@@ -166,7 +172,8 @@ Command AddOnboardCommand(CLI::App& root) {
             std::string pool_name;
             const DatasetFilter filter{.experts = members, .sources = {OutcomeSource::kImported}};
             if (!o->dataset.empty()) {
-              if (!store) return Status::InvalidArgument("--dataset needs --db (the configuration's store is in memory)");
+              if (!store)
+                return Status::InvalidArgument("--dataset needs --db (the configuration's store is in memory)");
               BATON_RETURN_IF_ERROR(CheckDatasetsExist(*store, {o->dataset}));
               DatasetFilter f = filter;
               f.datasets = {o->dataset};
@@ -220,8 +227,8 @@ Command AddOnboardCommand(CLI::App& root) {
                                    Onboard(pool, o->expert, EvaluateWithBackend(*backend), opts, predictions));
             const std::string evidence = OnboardReportJson(report, pool);
             if (store) {
-              BATON_RETURN_IF_ERROR(
-                  StoreOnboarding(*store, report, pool, *newcomer, evidence).WithContext("storing the decision in " + db_path));
+              BATON_RETURN_IF_ERROR(StoreOnboarding(*store, report, pool, *newcomer, evidence)
+                                        .WithContext("storing the decision in " + db_path));
             }
             if (o->json) {
               fmt::print("{}\n", evidence);

@@ -89,40 +89,39 @@ void HandleFeedback(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExch
                        .note = std::move(note)};
   boost::asio::io_context& loop = ex->loop();
   Gateway::State* state = &s;
-  const bool queued = s.recorder->RecordFeedback(
-      f, [state, ex, &loop, request_id = f.request_id, v](StatusOr<FeedbackResult> r) {
-        // On the recorder's writer thread: answer from the request's own loop.
-        boost::asio::post(loop, [state, ex, r = std::move(r), request_id, v]() {
-          auto fail = [&](int status, std::string_view type, const std::string& code) {
-            state->metrics.CountFeedback(code);
-            ex->Respond(ErrorResponse(status, r.status().message(), type, code));
-          };
-          if (r.ok()) {
-            state->metrics.CountFeedback("accepted");
-            const nlohmann::json body = {{"object", "feedback"},
-                                         {"request_id", request_id},
-                                         {"expert", r->expert},
-                                         {"score", v},
-                                         {"outcome_id", r->outcome_id}};
-            return ex->Respond(
-                MakeHttpResponse(200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
-          }
-          switch (r.status().code()) {
-            case StatusCode::kNotFound:
-              return fail(404, "invalid_request_error", "request_not_found");
-            case StatusCode::kAlreadyExists:
-              return fail(409, "invalid_request_error", "feedback_exists");
-            case StatusCode::kFailedPrecondition:
-              return fail(422, "invalid_request_error", "request_not_answered");
-            default:
-              std::fprintf(stderr, "baton serve: feedback on %s not recorded: %s\n", request_id.c_str(),
-                           r.status().ToString().c_str());
-              state->metrics.CountFeedback("not_recorded");
-              return ex->Respond(ErrorResponse(500, "the feedback could not be recorded (nothing was written)",
-                                               "server_error", "feedback_not_recorded"));
-          }
-        });
-      });
+  const bool queued = s.recorder->RecordFeedback(f, [state, ex, &loop, request_id = f.request_id,
+                                                     v](StatusOr<FeedbackResult> r) {
+    // On the recorder's writer thread: answer from the request's own loop.
+    boost::asio::post(loop, [state, ex, r = std::move(r), request_id, v]() {
+      auto fail = [&](int status, std::string_view type, const std::string& code) {
+        state->metrics.CountFeedback(code);
+        ex->Respond(ErrorResponse(status, r.status().message(), type, code));
+      };
+      if (r.ok()) {
+        state->metrics.CountFeedback("accepted");
+        const nlohmann::json body = {{"object", "feedback"},
+                                     {"request_id", request_id},
+                                     {"expert", r->expert},
+                                     {"score", v},
+                                     {"outcome_id", r->outcome_id}};
+        return ex->Respond(MakeHttpResponse(200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+      }
+      switch (r.status().code()) {
+        case StatusCode::kNotFound:
+          return fail(404, "invalid_request_error", "request_not_found");
+        case StatusCode::kAlreadyExists:
+          return fail(409, "invalid_request_error", "feedback_exists");
+        case StatusCode::kFailedPrecondition:
+          return fail(422, "invalid_request_error", "request_not_answered");
+        default:
+          std::fprintf(stderr, "baton serve: feedback on %s not recorded: %s\n", request_id.c_str(),
+                       r.status().ToString().c_str());
+          state->metrics.CountFeedback("not_recorded");
+          return ex->Respond(ErrorResponse(500, "the feedback could not be recorded (nothing was written)",
+                                           "server_error", "feedback_not_recorded"));
+      }
+    });
+  });
   if (!queued) {
     HttpResponse r = ErrorResponse(503, "the gateway's recorder is full; retry later", "server_error", "recorder_busy");
     r.headers.emplace_back("Retry-After", "1");

@@ -80,10 +80,10 @@ TEST(FeedbackTest, AcceptedFeedbackBecomesALiveOutcome) {
   std::string expert;
   const std::string id = Ask(h, "baton", "what is 2+2?", kKey, &expert);
   ASSERT_FALSE(id.empty());
-  EXPECT_EQ(expert, "good");  // "down" is predicted best but fails
+  EXPECT_EQ(expert, "good");                    // "down" is predicted best but fails
   const auto before = LiveOutcomes(h, "good");  // the replay expert's own recorded score (0.75)
-  HttpResult r = Http("POST", h.port, "/v1/feedback", R"({"request_id": ")" + id + R"(", "score": 0.25, "note": "meh"})",
-                      kKey);
+  HttpResult r =
+      Http("POST", h.port, "/v1/feedback", R"({"request_id": ")" + id + R"(", "score": 0.25, "note": "meh"})", kKey);
   ASSERT_EQ(r.status, 200) << r.body;
   const json j = json::parse(r.body);
   EXPECT_EQ(j["object"], "feedback");
@@ -119,8 +119,7 @@ TEST(FeedbackTest, BadFeedbackIsRefusedAndChangesNothing) {
   const std::string before = baton::testing::DumpDatabase(h.db);
 
   ExpectOpenAiError(Http("POST", h.port, "/v1/feedback", FeedbackBody(mine, "1")), 401, "missing_api_key");
-  ExpectOpenAiError(Http("POST", h.port, "/v1/feedback", FeedbackBody(mine, "1"), "sk-wrong"), 401,
-                    "invalid_api_key");
+  ExpectOpenAiError(Http("POST", h.port, "/v1/feedback", FeedbackBody(mine, "1"), "sk-wrong"), 401, "invalid_api_key");
   ExpectOpenAiError(Http("POST", h.port, "/v1/feedback", FeedbackBody("chatcmpl-nope", "1"), kKey), 404,
                     "request_not_found");
   // Another key's request reads exactly like an unknown one (its existence does not leak).
@@ -218,9 +217,9 @@ TEST(FeedbackTest, FitOnFeedbackThenReloadChangesRouting) {
   for (const std::string& t : topics) {
     for (const std::string e : {"cheap", "good"}) {
       const std::string id = Ask(h, e, "a question about " + t);
-      ASSERT_EQ(Http("POST", h.port, "/v1/feedback", FeedbackBody(id, e == std::string("cheap") ? "1" : "0"), kKey)
-                    .status,
-                200);
+      ASSERT_EQ(
+          Http("POST", h.port, "/v1/feedback", FeedbackBody(id, e == std::string("cheap") ? "1" : "0"), kKey).status,
+          200);
     }
   }
   h.gw->recorder().Flush();
@@ -259,7 +258,8 @@ TEST(FeedbackTest, FitOnFeedbackThenReloadChangesRouting) {
   // The admin endpoint: the metrics key only; a failed reload is a 500 that leaves the model in place.
   ExpectOpenAiError(Http("POST", h.port, "/admin/reload", "", kKey), 401, "invalid_api_key");
   ExpectOpenAiError(Http("POST", h.port, "/admin/reload", "", "sk-metrics"), 500, "reload_failed");
-  ASSERT_EQ(baton::testing::RunBaton("fit --db " + h.db + " --out " + model + " --dataset live --include live --no-cv "
+  ASSERT_EQ(baton::testing::RunBaton("fit --db " + h.db + " --out " + model +
+                                     " --dataset live --include live --no-cv "
                                      "--no-holdout")
                 .exit_code,
             0);

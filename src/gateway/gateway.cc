@@ -9,9 +9,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "baton/dataset.h"
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include "baton/dataset.h"
 
 #include "baton/store.h"
 #include "gateway/gateway_state.h"
@@ -165,8 +165,7 @@ Status ReloadRouter(Gateway::State& s) {
     std::fprintf(stderr, "baton serve: router model reloaded from %s (%zu routable experts)\n", path.c_str(),
                  s.router->routable().size());
   } else {
-    std::fprintf(stderr, "baton serve: router reload failed, the old model keeps serving: %s\n",
-                 st.ToString().c_str());
+    std::fprintf(stderr, "baton serve: router reload failed, the old model keeps serving: %s\n", st.ToString().c_str());
   }
   return st;
 }
@@ -221,8 +220,8 @@ void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> 
       Status st = ReloadRouter(s);
       boost::asio::post(ex->loop(), [&s, ex, st] {
         if (!st.ok()) {
-          return ex->Respond(ErrorResponse(500, fmt::format("reload failed; the old model keeps serving: {}",
-                                                            st.message()),
+          return ex->Respond(ErrorResponse(500,
+                                           fmt::format("reload failed; the old model keeps serving: {}", st.message()),
                                            "server_error", "reload_failed"));
         }
         const nlohmann::json body = {{"reloaded", true},

@@ -21,8 +21,8 @@ std::string EscapeLabel(const std::string& v) {
 }
 
 const std::vector<std::string>& Metrics::Routes() {
-  static const std::vector<std::string> routes = {"/v1/chat/completions", "/v1/models", "/v1/feedback",
-                                                    "/healthz",             "/metrics",   "/admin/reload"};
+  static const std::vector<std::string> routes = {
+      "/v1/chat/completions", "/v1/models", "/v1/feedback", "/healthz", "/metrics", "/admin/reload"};
   return routes;
 }
 

@@ -178,9 +178,9 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
     ++rep.answered;
   }
   if (rep.answered == 0) {
-    return Status::FailedPrecondition(fmt::format(
-        "onboard: none of the {} calls to '{}' gave a scorable answer (first error: {})", rep.called, expert,
-        rep.calls.empty() ? "" : rep.calls.front().error));
+    return Status::FailedPrecondition(
+        fmt::format("onboard: none of the {} calls to '{}' gave a scorable answer (first error: {})", rep.called,
+                    expert, rep.calls.empty() ? "" : rep.calls.front().error));
   }
 
   // Per usable draw: the importance-weighted terms f(q) / (N p(q)).
@@ -265,11 +265,10 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
   const std::string conf = fmt::format("{:.0f}%", o.confidence * 100);
   if (room && rep.gain.lower > 0 && rep.net_gain.lower > 0) {
     rep.decision = "join";
-    rep.reason = fmt::format("it raises S(U) by {:+.4f} ({} lower bound {:+.4f}){}", rep.gain.estimate, conf,
-                             rep.gain.lower,
-                             o.lambda > 0 ? fmt::format(", still {:+.4f} after its extra cost at lambda {:g}",
-                                                        rep.net_gain.lower, o.lambda)
-                                          : std::string());
+    rep.reason = fmt::format(
+        "it raises S(U) by {:+.4f} ({} lower bound {:+.4f}){}", rep.gain.estimate, conf, rep.gain.lower,
+        o.lambda > 0 ? fmt::format(", still {:+.4f} after its extra cost at lambda {:g}", rep.net_gain.lower, o.lambda)
+                     : std::string());
   } else if (top_lower > 0) {
     rep.decision = "replace";
     rep.replaces = top.member;
@@ -284,8 +283,9 @@ StatusOr<OnboardReport> Onboard(const Dataset& pool, const std::string& expert, 
           "its gain to S(U) is not distinguishable from 0 ({:+.4f}, {} lower bound {:+.4f}) and no swap helps",
           rep.gain.estimate, conf, rep.gain.lower);
     } else if (!room) {
-      rep.reason = fmt::format("at fixed k = {} no member is worth swapping for it (best: '{}', {:+.4f}, lower {:+.4f})",
-                               *o.k, top.member, top.delta.estimate, top_lower);
+      rep.reason =
+          fmt::format("at fixed k = {} no member is worth swapping for it (best: '{}', {:+.4f}, lower {:+.4f})", *o.k,
+                      top.member, top.delta.estimate, top_lower);
     } else {
       rep.reason = fmt::format("its gain ({:+.4f}) is not worth its extra cost ({:+.6f} USD/query at lambda {:g})",
                                rep.gain.estimate, rep.extra_cost.estimate, o.lambda);

@@ -15,7 +15,8 @@ using testing::RunBaton;
 
 std::string Config(const std::string& dir, const std::vector<std::string>& experts) {
   const std::string data = testing::DataPath("routerbench-train");
-  std::string yaml = "store: " + dir + "/onboard.db\nrouter: {train_dir: " + data + ", lambda: 0}\n"
+  std::string yaml = "store: " + dir + "/onboard.db\nrouter: {train_dir: " + data +
+                     ", lambda: 0}\n"
                      "keys: [{name: demo, key: sk-demo, budget_usd: 1}]\nexperts:\n";
   for (const auto& e : experts) yaml += "  - {name: " + e + ", kind: replay, replay_dir: " + data + "}\n";
   const std::string path = dir + "/serve.yaml";
@@ -25,9 +26,8 @@ std::string Config(const std::string& dir, const std::vector<std::string>& exper
 
 TEST(OnboardCliTest, DecidesStoresAndPrintsJson) {
   testing::TempDir dir;
-  const std::string config =
-      Config(dir.path(), {"mistralai/mistral-7b-chat", "meta/llama-2-70b-chat", "claude-instant-v1",
-                          "gpt-4-1106-preview"});
+  const std::string config = Config(
+      dir.path(), {"mistralai/mistral-7b-chat", "meta/llama-2-70b-chat", "claude-instant-v1", "gpt-4-1106-preview"});
   auto r = RunBaton("onboard gpt-4-1106-preview --config " + config + " --queries 40 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
@@ -47,7 +47,8 @@ TEST(OnboardCliTest, DecidesStoresAndPrintsJson) {
   EXPECT_EQ((*rows)[0].decision, decision);
   EXPECT_EQ(nlohmann::json::parse((*rows)[0].evidence_json)["gain"], j["gain"]);
   int64_t selfplay = 0;
-  ASSERT_TRUE((*store)->ForEachOutcome([&](const OutcomeRecord& o) { selfplay += o.source == OutcomeSource::kSelfPlay; }).ok());
+  ASSERT_TRUE(
+      (*store)->ForEachOutcome([&](const OutcomeRecord& o) { selfplay += o.source == OutcomeSource::kSelfPlay; }).ok());
   EXPECT_EQ(selfplay, j["answered"].get<int64_t>());
 
   // The readable form at a fixed k, and the same seed gives the same draws.

@@ -78,6 +78,8 @@ class ServeProcess {
     waitpid(pid_, nullptr, 0);
     reaped_ = true;
   }
+  // kill -HUP: `baton serve` re-reads its router model file.
+  void Hup() { kill(pid_, SIGHUP); }
   // Sends SIGTERM and waits (up to 30 s) for the exit status; -1 on timeout.
   int Terminate() {
     kill(pid_, SIGTERM);
@@ -160,6 +162,47 @@ TEST(ServeTest, ReplayExampleEndToEnd) {
   ASSERT_TRUE(budgets.ok());
   ASSERT_EQ(budgets->size(), 1u);
   EXPECT_GT((*budgets)[0].spent_usd, 0);
+}
+
+// SIGHUP re-reads router.model without a restart: a model that only knows mistral-7b, then one that only knows
+// gpt-4 (written over it by `baton fit`, atomically), changes where "baton" routes; a corrupt file is refused and the
+// last good model keeps serving; the process lives on through every SIGHUP and stops cleanly.
+TEST(ServeTest, SighupReloadsTheRouterModel) {
+  testing::TempDir dir;
+  const std::string db = dir.path() + "/train.db", model = dir.path() + "/router.baton";
+  ASSERT_EQ(testing::RunBaton("import --db " + db + " " + testing::DataPath("routerbench-train")).exit_code, 0);
+  auto fit = [&](const std::string& expert) {
+    return testing::RunBaton("fit --db " + db + " --out " + model +
+                             " --predictor domain-prior --no-cv --no-holdout "
+                             "--experts " +
+                             expert);
+  };
+  ASSERT_EQ(fit("mistralai/mistral-7b-chat").exit_code, 0);
+  std::string config = ExampleConfigIn(dir);
+  config = std::regex_replace(config, std::regex("\n  train_dir: [^\n]+"), "\n  model: " + model);
+  const std::string path = dir.Write("replay.yaml", config);
+  ServeProcess serve(path);
+  ASSERT_GT(serve.port(), 0) << "baton serve did not start";
+  const std::string key = "sk-baton-demo", prompt = FirstTestPrompt();
+  auto routed_to = [&] {
+    return Http("POST", serve.port(), "/v1/chat/completions", ChatBody("baton", prompt), key).headers["x-baton-expert"];
+  };
+  EXPECT_EQ(routed_to(), "mistralai/mistral-7b-chat");
+  ASSERT_EQ(fit("gpt-4-1106-preview").exit_code, 0);
+  serve.Hup();
+  std::string now;
+  for (int i = 0; i < 100 && (now = routed_to()) != "gpt-4-1106-preview"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(now, "gpt-4-1106-preview");
+  dir.Write("router.baton", "BATONMDL not a model");
+  serve.Hup();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(routed_to(), "gpt-4-1106-preview");
+  const std::string metrics = Http("GET", serve.port(), "/metrics", "", "sk-baton-metrics").body;
+  EXPECT_NE(metrics.find("baton_router_reloads_total{result=\"ok\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("baton_router_reloads_total{result=\"failed\"} 1"), std::string::npos) << metrics;
+  EXPECT_EQ(serve.Terminate(), 0);
 }
 
 // The first `n` prompts of the RouterBench train split (every replay expert of the example answers them).

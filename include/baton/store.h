@@ -104,6 +104,26 @@ struct ArchonCallRecord {
   double latency_ms = 0;
   std::string status = "ok";  // "ok" or the call's error
   std::string parse = "n/a";  // how its output parsed: "ok", "n/a" (nothing to parse), "failed: ...", "partial: ..."
+// A client's judgement of a request the gateway answered (POST /v1/feedback; schema v5). At most one per request.
+struct FeedbackRecord {
+  std::string request_id;       // the request's x-request-id
+  std::string client_key_hash;  // the key that sent the feedback (always the request's own key)
+  double score = 0;             // in [0, 1]
+  std::string note;             // the client's free text, "" = none
+  int64_t query_id = 0;         // the query the request's prompt became
+  int64_t expert_id = 0;        // the expert that answered
+  int64_t outcome_id = 0;       // the outcome row (source 'live') the feedback became
+  int64_t time_unix_ms = 0;     // 0 = now
+};
+
+// What `baton onboard` decided about a candidate expert (schema v5).
+struct OnboardingRecord {
+  int64_t id = 0;            // assigned by the store
+  int64_t time_unix_ms = 0;  // 0 = now
+  std::string expert;
+  std::string decision;       // "join", "replace" or "reject"
+  std::string replaces;       // the member it replaces ("replace" only)
+  std::string evidence_json;  // the figures behind the decision, a JSON object
 };
 
 // One dataset as `baton datasets` lists it.
@@ -145,6 +165,19 @@ class Store {
   Status LogArchonCall(const ArchonCallRecord& call);
   // The traces of one run (all runs when run_id is ""), in insertion order.
   StatusOr<std::vector<ArchonCallRecord>> ListArchonCalls(const std::string& run_id = "");
+  // InsertOutcome, returning the new row's id.
+  StatusOr<int64_t> InsertOutcomeReturningId(const OutcomeRecord& outcome);
+  // The latest logged request with this id (x-request-id), nullopt when none.
+  StatusOr<std::optional<RequestLogRecord>> FindRequest(const std::string& request_id);
+  // Inserts the feedback row. AlreadyExists when the request already has feedback (a UNIQUE key: never two).
+  Status InsertFeedback(const FeedbackRecord& feedback);
+  StatusOr<bool> HasFeedback(const std::string& request_id);
+  StatusOr<int64_t> InsertOnboarding(const OnboardingRecord& record);
+  StatusOr<std::vector<OnboardingRecord>> ListOnboarding();
+
+  // Runs `fn` as one all-or-nothing unit (an SQLite savepoint, inside or outside a Transaction): its writes stay when
+  // it returns OK and are undone when it returns an error (returned as is) or throws (Internal).
+  Status Atomically(const std::function<Status()>& fn);
 
   // Inserts the key's budget or, when the key exists, updates its name and budget and keeps what it has spent.
   Status UpsertClientBudget(const ClientBudgetRecord& budget);

@@ -134,7 +134,9 @@ Command AddFitCommand(CLI::App& root) {
   app->add_option("--experts", o->experts,
                   "only these experts, in this order (default: every expert with an outcome in the training data)")
       ->delimiter(',');
-  app->add_option("--include", o->include, "outcome sources to train on: imported,live,selfplay (default: imported)")
+  app->add_option("--include", o->include,
+                  "outcome sources to train on: imported,live,selfplay (default: imported); live adds the gateway's "
+                  "dataset 'live' (its recorded and fed-back queries) to --dataset")
       ->delimiter(',');
   app->add_flag("--cold-start", o->cold_start,
                 "keep experts named by --experts that have no training outcome (their predictions are the prior)");
@@ -151,6 +153,16 @@ Command AddFitCommand(CLI::App& root) {
             }
             BATON_ASSIGN_OR_RETURN(std::vector<OutcomeSource> sources, ParseSources(o->include));
             BATON_ASSIGN_OR_RETURN(std::vector<std::string> datasets, ChooseDatasets(*store, o->datasets));
+            // Live outcomes of `baton serve` (replayed answers, POST /v1/feedback) sit on queries of dataset "live":
+            // asking for live outcomes trains on that dataset too, beside the named ones.
+            if (std::find(sources.begin(), sources.end(), OutcomeSource::kLive) != sources.end() &&
+                std::find(datasets.begin(), datasets.end(), "live") == datasets.end()) {
+              BATON_ASSIGN_OR_RETURN(std::vector<std::string> stored, store->ListDatasets());
+              if (std::find(stored.begin(), stored.end(), "live") != stored.end()) {
+                fmt::print("--include live: also training on dataset 'live' (the gateway's live queries)\n");
+                datasets.push_back("live");
+              }
+            }
             BATON_ASSIGN_OR_RETURN(
                 Dataset ds, LoadDataset(*store, {.datasets = datasets, .experts = o->experts, .sources = sources}));
             // The model knows only experts it saw outcomes of: an expert of another dataset in the same database

@@ -1,4 +1,5 @@
-// baton serve: the gateway. Runs until SIGINT or SIGTERM, then shuts down gracefully.
+// baton serve: the gateway. Runs until SIGINT or SIGTERM, then shuts down gracefully. SIGHUP re-reads the router model
+// file (router.model) without a restart; a reload that fails keeps the old model serving.
 #include <sys/resource.h>
 
 #include <csignal>
@@ -15,7 +16,9 @@ namespace baton::cli {
 Command AddServeCommand(CLI::App& root) {
   auto* app = root.add_subcommand("serve",
                                   "Serve the OpenAI-compatible gateway: POST /v1/chat/completions (model \"baton\" "
-                                  "routes, an expert's name passes through), GET /v1/models, /healthz, /metrics");
+                                  "routes, an expert's name passes through), POST /v1/feedback, GET /v1/models, "
+                                  "/healthz, /metrics. SIGHUP (or POST /admin/reload with the metrics key) re-reads "
+                                  "the router model file");
   struct Opts {
     std::string config;
     std::string listen;
@@ -39,6 +42,7 @@ Command AddServeCommand(CLI::App& root) {
             sigemptyset(&set);
             sigaddset(&set, SIGINT);
             sigaddset(&set, SIGTERM);
+            sigaddset(&set, SIGHUP);
             pthread_sigmask(SIG_BLOCK, &set, nullptr);
             fmt::print(stderr, "baton serve: loading {} experts{}\n", config.experts.size(),
                        config.router.train_dir.empty() ? "" : " and fitting the router on " + config.router.train_dir);
@@ -51,7 +55,12 @@ Command AddServeCommand(CLI::App& root) {
                        gw->port());
             std::fflush(stdout);
             int sig = 0;
-            sigwait(&set, &sig);
+            while (true) {
+              sigwait(&set, &sig);
+              if (sig != SIGHUP) break;
+              fmt::print(stderr, "baton serve: SIGHUP received, reloading the router model\n");
+              (void)gw->ReloadRouter();  // logs and counts its outcome; a failed reload keeps the old model
+            }
             fmt::print(stderr, "baton serve: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
             gw->Shutdown(std::chrono::seconds(10));
             return Status::Ok();

@@ -35,6 +35,7 @@ Command AddServeCommand(CLI::App& root);
 Command AddArchonCommand(CLI::App& root);
 // `baton archon search`, added under the `archon` parent (cmd_archon_search.cc).
 Command AddArchonSearchSubcommand(CLI::App& archon);
+Command AddOnboardCommand(CLI::App& root);
 
 // Shared helpers for command files.
 // Prints a table with a header row and right-aligned numeric-looking cells.

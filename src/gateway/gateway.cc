@@ -9,7 +9,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include "baton/dataset.h"
+
 #include "baton/store.h"
 #include "gateway/gateway_state.h"
 
@@ -203,7 +206,44 @@ std::optional<size_t> Authenticate(const Gateway::State& s, const HttpRequest& r
   return k;
 }
 
+Status ReloadRouter(Gateway::State& s) {
+  std::lock_guard<std::mutex> lock(s.reload_mu);
+  const std::string& path = s.config.router.model_path;
+  Status st = [&]() -> Status {
+    if (path.empty()) {
+      return Status::FailedPrecondition(
+          "this gateway has no router.model file to reload (its router was fitted at start-up or is absent)");
+    }
+    BATON_ASSIGN_OR_RETURN(RouterModel model, LoadModel(path));
+    return s.router->Reload(std::move(model)).WithContext(path);
+  }();
+  s.metrics.CountReload(st.ok());
+  if (st.ok()) {
+    std::fprintf(stderr, "baton serve: router model reloaded from %s (%zu routable experts)\n", path.c_str(),
+                 s.router->routable().size());
+  } else {
+    std::fprintf(stderr, "baton serve: router reload failed, the old model keeps serving: %s\n", st.ToString().c_str());
+  }
+  return st;
+}
+
 namespace {
+
+// Whether the request carries the metrics key; otherwise `error` is the answer to send.
+bool HasMetricsKey(const Gateway::State& s, const HttpRequest& req, const char* what, HttpResponse* error) {
+  if (!s.metrics_key) {
+    *error = ErrorResponse(403, fmt::format("{} is off: set metrics_key in the gateway's configuration", what),
+                           "invalid_request_error", "admin_disabled");
+    return false;
+  }
+  const std::string_view token = BearerToken(req.authorization);
+  if (token.empty() || !s.metrics_key->Find(token)) {
+    *error = ErrorResponse(401, fmt::format("{} needs the metrics key: 'Authorization: Bearer <metrics_key>'", what),
+                           "invalid_request_error", "invalid_api_key");
+    return false;
+  }
+  return true;
+}
 
 // Runs on an event-loop thread: answers the small endpoints at once and starts chat requests there too.
 void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex) {
@@ -223,6 +263,31 @@ void Dispatch(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> 
           "server_error", "overloaded"));
     }
     return HandleChatCompletions(s, std::move(req), std::move(ex));
+  }
+  if (path == "/v1/feedback" || path == "/feedback") {
+    if (req.method != "POST") return method_not_allowed("POST");
+    return HandleFeedback(s, std::move(req), std::move(ex));
+  }
+  if (path == "/admin/reload") {
+    if (req.method != "POST") return method_not_allowed("POST");
+    HttpResponse err;
+    if (!HasMetricsKey(s, req, "POST /admin/reload", &err)) return ex->Respond(std::move(err));
+    // Reading and deserialising a model takes a while: off the event loop, answered back on it.
+    boost::asio::post(*s.blocking, [&s, ex] {
+      Status st = ReloadRouter(s);
+      boost::asio::post(ex->loop(), [&s, ex, st] {
+        if (!st.ok()) {
+          return ex->Respond(ErrorResponse(500,
+                                           fmt::format("reload failed; the old model keeps serving: {}", st.message()),
+                                           "server_error", "reload_failed"));
+        }
+        const nlohmann::json body = {{"reloaded", true},
+                                     {"model", s.config.router.model_path},
+                                     {"routable_experts", s.router->routable().size()}};
+        ex->Respond(MakeHttpResponse(200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+      });
+    });
+    return;
   }
   if (path == "/healthz") {
     if (req.method != "GET" && req.method != "HEAD") return method_not_allowed("GET");
@@ -325,6 +390,10 @@ void Gateway::Shutdown(std::chrono::milliseconds grace) {
   if (s.recorder) s.recorder->Flush();
   s.server.reset();  // destroys the loops and what was queued on them
   s.blocking.reset();
+}
+
+Status Gateway::ReloadRouter() {
+  return gateway::ReloadRouter(*state_);
 }
 
 Metrics& Gateway::metrics() {

@@ -1,6 +1,8 @@
 // Gateway: `baton serve`. One OpenAI-compatible endpoint in front of the configured experts.
 //
-// Endpoints: POST /v1/chat/completions (streaming or not), GET /v1/models, GET /healthz, GET /metrics.
+// Endpoints: POST /v1/chat/completions (streaming or not), POST /v1/feedback (a client's score of an answer: a live
+// outcome; feedback_handler.cc), GET /v1/models, GET /healthz, GET /metrics, POST /admin/reload (re-read the router
+// model file; needs the metrics key).
 // A chat request is authenticated (client key, constant-time), parsed, planned (router or pass-through), its cost
 // reserved against the key's budget, sent to the best expert (falling back to the next best when it fails), settled,
 // answered, and recorded in the store off the request path.
@@ -52,6 +54,13 @@ class Gateway {
   uint16_t port() const;
   // Graceful: stops accepting, waits up to `grace` for requests in flight, then stops. Idempotent.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+  // Re-reads the router model file (router.model in the configuration; a `baton fit` output, written atomically) and
+  // swaps it in for requests planned from now on; requests in flight keep the model they were planned with. On any
+  // error (no model file configured, unreadable or corrupt file, a model that knows none of the experts) the old model
+  // keeps serving, the error is logged and counted (baton_router_reloads_total{result="failed"}) and returned.
+  // `baton serve` calls it on SIGHUP. Thread-safe; reloads are serialised.
+  Status ReloadRouter();
 
   Metrics& metrics();
   BudgetLedger& ledger();

@@ -64,6 +64,7 @@ struct Gateway::State {
   std::unique_ptr<boost::asio::thread_pool> blocking;  // experts that can only block; joined before server dies
   std::unique_ptr<HttpServer> server;
   bool shut_down = false;
+  std::mutex reload_mu;  // one router reload at a time
 };
 
 // The architecture served as "archon/<name>", nullptr when none is configured.
@@ -72,6 +73,12 @@ const ServedArchitecture* FindArchitecture(const Gateway::State& s, std::string_
 // POST /v1/chat/completions, on the connection's event loop; returns once the upstream call is under way. Answers
 // through `ex` in every case; never throws.
 void HandleChatCompletions(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex);
+
+// POST /v1/feedback (feedback_handler.cc): answers through `ex` in every case, once the store has decided; never throws.
+void HandleFeedback(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex);
+
+// Re-reads the router model file and swaps it in (Gateway::ReloadRouter).
+Status ReloadRouter(Gateway::State& s);
 
 // Authenticates the request's bearer key: the key index, or the 401 response to send.
 std::optional<size_t> Authenticate(const Gateway::State& s, const HttpRequest& req, HttpResponse* error);

@@ -21,7 +21,8 @@ std::string EscapeLabel(const std::string& v) {
 }
 
 const std::vector<std::string>& Metrics::Routes() {
-  static const std::vector<std::string> routes = {"/v1/chat/completions", "/v1/models", "/healthz", "/metrics"};
+  static const std::vector<std::string> routes = {
+      "/v1/chat/completions", "/v1/models", "/v1/feedback", "/healthz", "/metrics", "/admin/reload"};
   return routes;
 }
 
@@ -82,6 +83,15 @@ void Metrics::CountRoutingDecision(const std::string& expert) {
 void Metrics::CountUpstreamFailure(const std::string& expert, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   ++failures_[{expert, reason}];
+}
+
+void Metrics::CountFeedback(const std::string& result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++feedback_[result];
+}
+
+void Metrics::CountReload(bool ok) {
+  (ok ? reloads_ok_ : reloads_failed_).fetch_add(1, std::memory_order_relaxed);
 }
 
 void Metrics::CountFallback() {
@@ -151,7 +161,16 @@ std::string Metrics::Render(const std::vector<std::pair<std::string, std::shared
             EscapeLabel(arch), layer + 1, EscapeLabel(component), EscapeLabel(status), n);
       }
     }
+    header("baton_feedback_total", "counter",
+           "POST /v1/feedback calls, by result: accepted, or the reason it was rejected.");
+    for (const auto& [r, n] : feedback_) {
+      o += fmt::format("baton_feedback_total{{result=\"{}\"}} {}\n", EscapeLabel(r), n);
+    }
   }
+  header("baton_router_reloads_total", "counter",
+         "Router model reloads (SIGHUP or POST /admin/reload), by result; a failed one keeps the old model.");
+  o += fmt::format("baton_router_reloads_total{{result=\"ok\"}} {}\n", reloads_ok_.load());
+  o += fmt::format("baton_router_reloads_total{{result=\"failed\"}} {}\n", reloads_failed_.load());
   header("baton_fallbacks_total", "counter", "Times a failed expert was replaced by the next best one.");
   o += fmt::format("baton_fallbacks_total {}\n", fallbacks_.load());
   header("baton_http_request_duration_seconds", "histogram", "Time from a request's arrival to its response.");

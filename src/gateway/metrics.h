@@ -41,6 +41,11 @@ class Metrics {
                        const std::string& status);
   // One request served by an architecture: "ok", "degraded" (stopped early or a component failed), "failed".
   void CountArchonRun(const std::string& architecture, const std::string& outcome);
+  // A POST /v1/feedback answered: "accepted" or the rejection's reason (a fixed set of codes, so labels stay bounded).
+  void CountFeedback(const std::string& result);
+  // A router model reload finished (ok) or was refused, the old model still serving (!ok).
+  void CountReload(bool ok);
+
   // Renders every metric; `meters` adds each expert's meter (calls, errors, in flight, tokens).
   std::string Render(const std::vector<std::pair<std::string, std::shared_ptr<ExpertMeter>>>& meters,
                      const std::vector<std::pair<std::string, double>>& extra_gauges = {}) const;
@@ -58,7 +63,9 @@ class Metrics {
   // (architecture, layer, component, status); guarded by mu_. Bounded: architectures and their layers are configured.
   std::map<std::tuple<std::string, int, std::string, std::string>, int64_t> archon_calls_;
   std::map<std::pair<std::string, std::string>, int64_t> archon_runs_;  // (architecture, outcome); guarded by mu_
+  std::map<std::string, int64_t> feedback_;                          // by result; guarded by mu_
   std::atomic<int64_t> fallbacks_{0};
+  std::atomic<int64_t> reloads_ok_{0}, reloads_failed_{0};
   std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets_{};  // last = +Inf
   std::atomic<int64_t> latency_count_{0};
   std::atomic<int64_t> latency_ns_sum_{0};

@@ -6,6 +6,8 @@
 #include <map>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "gateway/auth.h"
 
 namespace baton::gateway {
@@ -63,24 +65,31 @@ void Recorder::PersistBudget(const ClientBudgetRecord& b) {
   ++budget_seq_;
 }
 
+namespace {
+
+// The live query a prompt becomes (dataset "live"), created when new. Without the prompt (record_prompts: false)
+// nothing of it is stored: the query is named by the request's id and has no text.
+StatusOr<int64_t> FindOrInsertLiveQuery(Store& s, const std::string& prompt, const std::string& request_id) {
+  const std::string external_id = prompt.empty() ? request_id : Sha256Hex(prompt).substr(0, 32);
+  BATON_ASSIGN_OR_RETURN(std::optional<int64_t> q, s.FindQuery(kLiveDataset, external_id));
+  if (q) return *q;
+  QueryRecord query;
+  query.external_id = external_id;
+  query.dataset = kLiveDataset;
+  query.text = prompt;
+  query.source = "baton serve";
+  return s.InsertQuery(query);
+}
+
+}  // namespace
+
 bool Recorder::RecordOutcome(LiveOutcome o) {
   return Enqueue([o = std::move(o)](Store& s) -> Status {
-    // Without the prompt (record_prompts: false) nothing of it is stored: the query is named by the request's id.
-    const std::string external_id = o.prompt.empty() ? o.request_id : Sha256Hex(o.prompt).substr(0, 32);
-    BATON_ASSIGN_OR_RETURN(std::optional<int64_t> q, s.FindQuery("live", external_id));
-    if (!q) {
-      QueryRecord query;
-      query.external_id = external_id;
-      query.dataset = "live";
-      query.text = o.prompt;
-      query.source = "baton serve";
-      BATON_ASSIGN_OR_RETURN(int64_t id, s.InsertQuery(query));
-      q = id;
-    }
+    BATON_ASSIGN_OR_RETURN(int64_t q, FindOrInsertLiveQuery(s, o.prompt, o.request_id));
     ExpertRecord expert;
     expert.name = o.expert;
     BATON_ASSIGN_OR_RETURN(int64_t e, s.UpsertExpert(expert));
-    return s.InsertOutcome({.query_id = *q,
+    return s.InsertOutcome({.query_id = q,
                             .expert_id = e,
                             .score = o.score,
                             .cost_usd = o.cost_usd,
@@ -96,6 +105,63 @@ bool Recorder::LogArchonCalls(std::vector<ArchonCallRecord> calls) {
     for (const ArchonCallRecord& c : calls) BATON_RETURN_IF_ERROR(s.LogArchonCall(c));
     return Status::Ok();
   });
+bool Recorder::RecordFeedback(FeedbackSubmission f, std::function<void(StatusOr<FeedbackResult>)> done) {
+  auto result = std::make_shared<StatusOr<FeedbackResult>>(Status::Internal("feedback was not processed"));
+  const bool queued = Enqueue([f = std::move(f), result](Store& s) -> Status {
+    *result = Status::Internal("feedback was not processed");
+    FeedbackResult out;
+    Status st = s.Atomically([&]() -> Status {
+      BATON_ASSIGN_OR_RETURN(std::optional<RequestLogRecord> req, s.FindRequest(f.request_id));
+      // Another key's request is answered exactly like an unknown id: a client learns nothing of others' requests.
+      if (!req || req->client_key_hash != f.client_key_hash) {
+        return Status::NotFound(fmt::format("no request with id '{}' was made with this key", f.request_id));
+      }
+      if (req->http_status != 200 || req->expert.empty()) {
+        return Status::FailedPrecondition(
+            fmt::format("request '{}' was not answered (HTTP {}{}{}): there is no answer to judge", f.request_id,
+                        req->http_status, req->note.empty() ? "" : ", ", req->note));
+      }
+      BATON_ASSIGN_OR_RETURN(bool had, s.HasFeedback(f.request_id));
+      if (had) return Status::AlreadyExists(fmt::format("request '{}' already has feedback", f.request_id));
+      BATON_ASSIGN_OR_RETURN(int64_t q, FindOrInsertLiveQuery(s, req->prompt.value_or(""), f.request_id));
+      ExpertRecord expert;
+      expert.name = req->expert;
+      BATON_ASSIGN_OR_RETURN(int64_t e, s.UpsertExpert(expert));
+      BATON_ASSIGN_OR_RETURN(int64_t o, s.InsertOutcomeReturningId({.query_id = q,
+                                                                    .expert_id = e,
+                                                                    .score = f.score,
+                                                                    .cost_usd = req->cost_usd,
+                                                                    .tokens_in = req->tokens_in,
+                                                                    .tokens_out = req->tokens_out,
+                                                                    .latency_ms = req->latency_ms,
+                                                                    .source = OutcomeSource::kLive}));
+      // The primary key on request_id is what makes a second feedback impossible, even from another process.
+      BATON_RETURN_IF_ERROR(s.InsertFeedback({.request_id = f.request_id,
+                                              .client_key_hash = f.client_key_hash,
+                                              .score = f.score,
+                                              .note = f.note,
+                                              .query_id = q,
+                                              .expert_id = e,
+                                              .outcome_id = o}));
+      out = {req->expert, q, o};
+      return Status::Ok();
+    });
+    if (st.ok()) {
+      *result = std::move(out);
+    } else {
+      *result = std::move(st);
+    }
+    return Status::Ok();  // a refusal is the client's answer, not a recording failure
+  });
+  if (!queued) return false;
+  WhenDurable([result, done = std::move(done)](bool committed) {
+    if (!committed && result->ok()) {
+      done(Status::IoError("the feedback could not be committed to the store"));
+      return;
+    }
+    done(std::move(*result));
+  });
+  return true;
 }
 
 void Recorder::Flush() {

@@ -39,6 +39,24 @@ struct LiveOutcome {
   double latency_ms = 0;
 };
 
+// A client's judgement of one of its requests (POST /v1/feedback), to become a live outcome.
+struct FeedbackSubmission {
+  std::string request_id;       // the request's x-request-id
+  std::string client_key_hash;  // the key sending the feedback: only the request's own key may
+  double score = 0;             // REQUIRES: in [0, 1] (the handler checks it)
+  std::string note;
+};
+
+// What accepted feedback became.
+struct FeedbackResult {
+  std::string expert;      // the expert that answered the request
+  int64_t query_id = 0;    // the live query (dataset "live") its prompt became
+  int64_t outcome_id = 0;  // the outcome row, source 'live'
+};
+
+// The dataset that live queries (the prompts of recorded outcomes and of feedback) are stored in.
+inline constexpr const char* kLiveDataset = "live";
+
 class Recorder {
  public:
   explicit Recorder(std::unique_ptr<Store> store, size_t max_queue = 100'000);
@@ -52,6 +70,13 @@ class Recorder {
   // The per-call traces of one Archon run (one job, so they commit together).
   bool LogArchonCalls(std::vector<ArchonCallRecord> calls);
   void PersistBudget(const ClientBudgetRecord& b);
+  // Checks and writes the feedback as one all-or-nothing unit on the writer thread (a savepoint inside the batch's
+  // transaction), then calls `done` there, after the commit, with what it became or why not: NotFound (no request
+  // with that id was made with this key: another key's request looks exactly like an unknown one), FailedPrecondition
+  // (the request was not answered: it failed, was refused or cancelled), AlreadyExists (it already has feedback),
+  // IoError (the write or its commit failed). Returns false, never calling `done`, when the queue is full. `done`
+  // must not block (post to an event loop).
+  bool RecordFeedback(FeedbackSubmission f, std::function<void(StatusOr<FeedbackResult>)> done);
   // Blocks until everything enqueued before the call is written and every WhenDurable callback registered before it
   // has returned.
   void Flush();

@@ -4,9 +4,16 @@
 // (CostModel), and orders the allowed experts best first: ChooseExpert's pick, then the others by
 // score - lambda x cost (ties to the cheaper). For an expert's name it returns just that expert.
 //
-// Thread-safety: immutable after Create; Plan() and the experts' Complete() are safe from many threads.
+// Reload: Reload() swaps in a new router model (a `baton fit` file re-read on SIGHUP or POST /admin/reload). The
+// routing state (model + the experts it can choose) is one immutable object behind a shared_ptr: Plan() takes its own
+// reference at the start, so a request in flight keeps the model it was planned with, and the old model is freed when
+// its last request is done. A model that knows none of the configured experts is refused and the old one kept.
+//
+// Thread-safety: the experts are immutable after Create; Plan(), Reload() and the experts' Complete() are safe from
+// many threads (the model pointer is an atomic shared_ptr).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -55,20 +62,29 @@ class RouterService {
   // The router model's predicted score of each named expert for `query_text` (NaN for a name it does not know; all
   // NaN without a router model). Archon's predicted-score ranker reads it.
   std::vector<double> PredictedScores(std::string_view query_text, const std::vector<std::string>& names) const;
+  // Replaces the router model for requests planned from now on; requests in flight keep theirs. InvalidArgument
+  // (the old model stays) when the model has no predictor or knows none of the configured experts.
+  Status Reload(RouterModel model);
 
   const std::vector<ExpertSlot>& experts() const { return experts_; }
   std::optional<size_t> Find(const std::string& name) const;
-  bool has_router() const { return model_.has_value(); }
-  // Experts the router can choose (known to its model), by index.
-  const std::vector<size_t>& routable() const { return routable_; }
+  bool has_router() const { return routing_.load() != nullptr; }
+  // Experts the router can choose now (known to its current model), by index.
+  std::vector<size_t> routable() const;
 
  private:
+  // The router model and what it means for the configured experts. Immutable once built.
+  struct Routing {
+    RouterModel model;
+    std::vector<int> score_index, cost_index;  // per expert: its index in the predictor's / cost model's order, or -1
+    std::vector<size_t> routable;
+  };
+  StatusOr<std::shared_ptr<const Routing>> BuildRouting(RouterModel model) const;
+
   RouterService() = default;
   std::vector<ExpertSlot> experts_;
   std::unordered_map<std::string, size_t> by_name_;
-  std::optional<RouterModel> model_;
-  std::vector<int> score_index_, cost_index_;  // per expert: its index in the predictor's / cost model's order, or -1
-  std::vector<size_t> routable_;
+  std::atomic<std::shared_ptr<const Routing>> routing_;  // null = no router model
   double default_lambda_ = 0;
 };
 

@@ -27,6 +27,7 @@ namespace baton::gateway::testing {
 using json = nlohmann::json;
 
 inline constexpr const char* kKey = "sk-test";
+inline constexpr const char* kOtherKey = "sk-other";  // a second client key (GatewayOptions::second_key)
 
 // A scripted expert: answers "<name>: <prompt>" with a fixed cost, or fails with `fail`.
 class FakeExpert : public ExpertBackend {
@@ -111,6 +112,8 @@ struct GatewayOptions {
   bool metrics_public = true;
   std::vector<uint64_t> train_outcomes;  // per expert (good, down, cheap) in the router model; empty = unknown
   std::string metrics_key;               // plain; "" = none
+  bool second_key = false;               // also accept kOtherKey (key name "other")
+  std::string model_path;                // router.model (what a reload re-reads); the initial router is fixed anyway
 };
 
 // Experts: "good" (score .9), "down" (score .95, fails with `down_status`), "cheap" (score .5). Prices make the
@@ -135,6 +138,8 @@ inline Harness StartGateway(const GatewayOptions& o = {}) {
              .budget_usd = o.budget,
              .rate_limit_rps = o.rate_limit_rps,
              .max_concurrency = o.key_max_concurrency}};
+  if (o.second_key) c.keys.push_back({.name = "other", .key_sha256 = Sha256Hex(kOtherKey), .budget_usd = o.budget});
+  c.router.model_path = o.model_path;
   GatewayParts parts;
   const std::vector<std::string> names = {"good", "down", "cheap"};
   for (const auto& name : names) {

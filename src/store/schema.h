@@ -3,7 +3,7 @@
 
 namespace baton::store {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 inline constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS experts (
@@ -98,6 +98,30 @@ CREATE TABLE IF NOT EXISTS archon_calls (
   parse             TEXT NOT NULL DEFAULT 'n/a'
 );
 CREATE INDEX IF NOT EXISTS archon_calls_by_run ON archon_calls(run_id);
+)sql";
+
+// v5: the learning loop. `feedback`: a client's judgement of an answered request (POST /v1/feedback), at most one per
+// request (the primary key makes a second one impossible, even from two gateways at once); it names the outcome row
+// it became (source 'live'). `onboarding`: what `baton onboard` decided about a candidate expert, with its evidence.
+inline constexpr const char* kSchemaV5 = R"sql(
+CREATE TABLE IF NOT EXISTS feedback (
+  request_id      TEXT PRIMARY KEY,
+  client_key_hash TEXT NOT NULL,
+  score           REAL NOT NULL CHECK (score >= 0 AND score <= 1),
+  note            TEXT,
+  query_id        INTEGER NOT NULL REFERENCES queries(id),
+  expert_id       INTEGER NOT NULL REFERENCES experts(id),
+  outcome_id      INTEGER NOT NULL REFERENCES outcomes(id),
+  time_unix_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS onboarding (
+  id            INTEGER PRIMARY KEY,
+  time_unix_ms  INTEGER NOT NULL,
+  expert        TEXT NOT NULL,
+  decision      TEXT NOT NULL CHECK (decision IN ('join', 'replace', 'reject')),
+  replaces      TEXT NOT NULL DEFAULT '',
+  evidence_json TEXT NOT NULL
+);
 )sql";
 
 }  // namespace baton::store

@@ -88,6 +88,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const Stor
       if (st.ok() && version < 2) st = d.Exec(store::kSchemaV2);
       if (st.ok() && version < 3) st = d.Exec(store::kSchemaV3);
       if (st.ok() && version < 4) st = d.Exec(store::kSchemaV4);
+      if (st.ok() && version < 5) st = d.Exec(store::kSchemaV5);
       if (st.ok()) st = d.Exec(fmt::format("PRAGMA user_version={}", store::kSchemaVersion));
       if (!st.ok()) {
         (void)d.Exec("ROLLBACK");
@@ -401,6 +402,98 @@ StatusOr<std::vector<ClientBudgetRecord>> Store::ListClientBudgets() {
     BATON_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     out.push_back({std::string(s.Text(0)), std::string(s.Text(1)), s.Double(2), s.Double(3), s.Double(4)});
+  }
+  return out;
+}
+
+Status Store::Atomically(const std::function<Status()>& fn) {
+  // Savepoint names are per connection; nesting works (each level releases or rolls back its own).
+  BATON_RETURN_IF_ERROR(impl_->db.Exec("SAVEPOINT baton_atomically"));
+  Status st;
+  try {
+    st = fn();
+  } catch (const std::exception& e) {
+    st = Status::Internal(std::string("exception inside Store::Atomically: ") + e.what());
+  }
+  if (!st.ok()) {
+    (void)impl_->db.Exec("ROLLBACK TO baton_atomically");
+    (void)impl_->db.Exec("RELEASE baton_atomically");
+    return st;
+  }
+  return impl_->db.Exec("RELEASE baton_atomically");
+}
+
+StatusOr<std::optional<RequestLogRecord>> Store::FindRequest(const std::string& request_id) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+    SELECT time_unix_ms, client_key_hash, requested_model, expert, http_status, tokens_in, tokens_out, cost_usd,
+           latency_ms, prompt, request_id, note
+    FROM requests WHERE request_id = ?1 ORDER BY id DESC LIMIT 1)sql"));
+  s.Bind(1, request_id);
+  BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<RequestLogRecord>();
+  RequestLogRecord r;
+  r.time_unix_ms = s.Int(0);
+  r.client_key_hash = std::string(s.Text(1));
+  r.requested_model = std::string(s.Text(2));
+  r.expert = std::string(s.Text(3));
+  r.http_status = static_cast<int>(s.Int(4));
+  r.tokens_in = s.OptInt(5);
+  r.tokens_out = s.OptInt(6);
+  r.cost_usd = s.OptDouble(7);
+  r.latency_ms = s.OptDouble(8);
+  if (!s.IsNull(9)) r.prompt = std::string(s.Text(9));
+  r.request_id = std::string(s.Text(10));
+  if (!s.IsNull(11)) r.note = std::string(s.Text(11));
+  return std::optional<RequestLogRecord>(std::move(r));
+}
+
+StatusOr<int64_t> Store::InsertOutcomeReturningId(const OutcomeRecord& outcome) {
+  BATON_RETURN_IF_ERROR(InsertOutcome(outcome));
+  return impl_->db.LastInsertRowId();
+}
+
+Status Store::InsertFeedback(const FeedbackRecord& f) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+    INSERT INTO feedback(request_id, client_key_hash, score, note, query_id, expert_id, outcome_id, time_unix_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql"));
+  s.Bind(1, f.request_id).Bind(2, f.client_key_hash).Bind(3, f.score);
+  if (f.note.empty())
+    s.BindNull(4);
+  else
+    s.Bind(4, f.note);
+  s.Bind(5, f.query_id).Bind(6, f.expert_id).Bind(7, f.outcome_id).Bind(8, f.time_unix_ms ? f.time_unix_ms : NowMs());
+  Status st = s.Run();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists(fmt::format("request {} already has feedback", f.request_id.substr(0, 100)));
+  }
+  return st;
+}
+
+StatusOr<bool> Store::HasFeedback(const std::string& request_id) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare("SELECT 1 FROM feedback WHERE request_id = ?1"));
+  s.Bind(1, request_id);
+  return s.Step();
+}
+
+StatusOr<int64_t> Store::InsertOnboarding(const OnboardingRecord& r) {
+  BATON_ASSIGN_OR_RETURN(Stmt s, impl_->db.Prepare(R"sql(
+    INSERT INTO onboarding(time_unix_ms, expert, decision, replaces, evidence_json) VALUES (?1, ?2, ?3, ?4, ?5))sql"));
+  s.Bind(1, r.time_unix_ms ? r.time_unix_ms : NowMs()).Bind(2, r.expert).Bind(3, r.decision).Bind(4, r.replaces);
+  s.Bind(5, r.evidence_json);
+  BATON_RETURN_IF_ERROR(s.Run());
+  return impl_->db.LastInsertRowId();
+}
+
+StatusOr<std::vector<OnboardingRecord>> Store::ListOnboarding() {
+  BATON_ASSIGN_OR_RETURN(
+      Stmt s, impl_->db.Prepare("SELECT id, time_unix_ms, expert, decision, replaces, evidence_json FROM onboarding "
+                                "ORDER BY id"));
+  std::vector<OnboardingRecord> out;
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Int(0), s.Int(1), std::string(s.Text(2)), std::string(s.Text(3)), std::string(s.Text(4)),
+                   std::string(s.Text(5))});
   }
   return out;
 }

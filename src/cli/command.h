@@ -32,6 +32,8 @@ Command AddUniverseCommand(CLI::App& root);
 Command AddRouteCommand(CLI::App& root);
 Command AddPredictCommand(CLI::App& root);
 Command AddServeCommand(CLI::App& root);
+Command AddSelfPlayCommand(CLI::App& root);
+Command AddSelfPlaySimCommand(CLI::App& root);
 
 // Shared helpers for command files.
 // Prints a table with a header row and right-aligned numeric-looking cells.

@@ -37,7 +37,8 @@ Command AddSelfPlaySimCommand(CLI::App& root) {
     std::vector<std::string> experts;
     std::vector<uint64_t> seeds = {0};
     uint64_t split_seed = 0;
-    double test_fraction = 0.5, warm_start = 0.01, epsilon = 0.1;
+    int64_t dev_split = -1;
+    double test_fraction = 0.5, warm_start = 0.01, epsilon = 0.3;
     size_t rounds = 20, small_pool = 4, breakpoint_lambdas = 300;
   };
   auto o = std::make_shared<Opts>();
@@ -60,7 +61,7 @@ Command AddSelfPlaySimCommand(CLI::App& root) {
   app->add_option("--warm-start", o->warm_start,
                   "share of pool questions evaluated on every expert before the strategies differ (default 0.01)")
       ->check(Fraction());
-  app->add_option("--epsilon", o->epsilon, "exploration rate of the self-play loop (default 0.1)")->check(Fraction());
+  app->add_option("--epsilon", o->epsilon, "exploration rate of the self-play loop (default 0.3)")->check(Fraction());
   app->add_option("--small-pool", o->small_pool,
                   "with at most this many experts the loop evaluates every expert on a question (default 4)")
       ->check(NonNegativeInt());
@@ -68,6 +69,10 @@ Command AddSelfPlaySimCommand(CLI::App& root) {
                   "predictor to fit and measure (default: " + PredictorNames().front() + ", as baton fit)");
   app->add_option("--breakpoint-lambdas", o->breakpoint_lambdas,
                   "lambdas between exact break-points per sweep (default 300)")
+      ->check(NonNegativeInt());
+  app->add_option("--dev-split", o->dev_split,
+                  "development mode: ignore the test split; split the train pool in halves (this seed) into pool and "
+                  "test, for choosing the loop's settings without looking at test")
       ->check(NonNegativeInt());
   app->add_option("--json", o->json, "write the curves and fraction_to_match_all as JSON to this file")->required();
   app->add_option("--svg", o->svg, "write the plot here (default: the JSON path with .svg)");
@@ -100,6 +105,15 @@ Command AddSelfPlaySimCommand(CLI::App& root) {
               BATON_ASSIGN_OR_RETURN(test, LoadDatasetDir(o->test, filter));
               title = fmt::format("{} -> {}", std::filesystem::path(o->train).filename().string(),
                                   std::filesystem::path(o->test).filename().string());
+            }
+            if (o->dev_split >= 0) {
+              BATON_ASSIGN_OR_RETURN(QuerySplit s,
+                                     RandomSplit(pool.num_queries(), 0.5, static_cast<uint64_t>(o->dev_split)));
+              test = pool.SelectQueries(s.test);
+              pool = pool.SelectQueries(s.train);
+              title += fmt::format(" [dev: halves of the train pool, seed {}]", o->dev_split);
+              fmt::print(stderr, "dev mode: the test split is NOT used; inner split of the pool with seed {}\n",
+                         o->dev_split);
             }
             BATON_RETURN_IF_ERROR(AlignExperts(pool, test, o->experts));
             std::vector<SimResult> runs;

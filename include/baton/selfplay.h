@@ -143,7 +143,8 @@ struct SelfPlayOptions {
   size_t candidates_per_question = 4;  // candidates drawn per question asked; the most informative win. Default: 4
   ExplorationOptions exploration;
   // Stop cleanly (after a committed question) before a question whose expected cost (calls planned x mean cost per
-  // call so far) would take the total past the cap; the total counts the dataset's recorded outcome costs plus this
+  // call so far) would take the total past the cap, and within a question before a call expected to pass it (the
+  // question is then stored with the answers it has), so the cap is passed by at most one call's cost; the total counts the dataset's recorded outcome costs plus this
   // run's generation and judging. Default: none
   std::optional<double> spend_cap_usd;
   size_t refit_every = 50;              // refit after this many new outcomes; 0 = never. Default: 50

@@ -193,6 +193,13 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
       }
       std::vector<Answer> answers;
       for (size_t e : plan[k]) {
+        // Within a question too: with the cap in sight, the question is stored with the answers it has.
+        if (o.spend_cap_usd && !answers.empty() &&
+            recorded_cost + run_spent + sum.spent_usd + (std::isnan(mean_call_cost) ? 0 : mean_call_cost) >
+                *o.spend_cap_usd) {
+          rep.stopped_by_cap = true;
+          break;
+        }
         Answer a;
         a.expert = e;
         ChatRequest req;
@@ -259,6 +266,7 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
       if (stored_here >= 2 && hi > lo) ++sum.separated;
       outcomes += stored_here;
       if (o.tick) o.tick(sum.round, k + 1, chosen.size());
+      if (rep.stopped_by_cap) break;
       if (o.refit_every > 0 && outcomes / o.refit_every > refit_mark) {
         refit_mark = outcomes / o.refit_every;
         BATON_RETURN_IF_ERROR(refit());
@@ -273,7 +281,11 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
                     sum.questions ? 100.0 * static_cast<double>(sum.separated) / static_cast<double>(sum.questions) : 0,
                     sum.outcomes, sum.failed_calls, sum.unscored, sum.spent_usd, sum.refits));
     rep.rounds.push_back(sum);
-    if (rep.stopped_by_cap) break;
+    if (rep.stopped_by_cap) {
+      log(fmt::format("spend cap ${:.6g} reached (spent ${:.6g}): stopped", *o.spend_cap_usd,
+                      recorded_cost + run_spent));
+      break;
+    }
   }
   rep.outcomes_after = outcomes;
   rep.spent_usd = run_spent;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "baton/predictor.h"
 #include "baton/selfplay.h"
 #include "test_util.h"
 

@@ -24,9 +24,9 @@ struct FitOptions {
   std::vector<std::string> experts;   // only these, in this order; empty = every expert with an outcome
   std::vector<OutcomeSource> sources = {OutcomeSource::kImported};
   uint64_t seed = 0;
-  bool cross_validate = true;  // PredictorOptions::cross_validate. Default: true
-  bool holdout = true;         // print the 80/20 held-out estimate (>= 50 queries). Default: true
-  bool cold_start = false;     // keep experts named in `experts` that have no outcome. Default: false
+  bool cross_validate = true;                    // PredictorOptions::cross_validate. Default: true
+  bool holdout = true;                           // print the 80/20 held-out estimate (>= 50 queries). Default: true
+  bool cold_start = false;                       // keep experts named in `experts` that have no outcome. Default: false
   std::function<void(const std::string&)> info;  // progress lines (stdout in baton fit); empty = silent
   std::function<void(const std::string&)> warn;  // warnings (stderr in baton fit); empty = silent
 };

@@ -139,17 +139,17 @@ class JudgeEvaluator : public Evaluator {
 struct SelfPlayOptions {
   std::string dataset = "selfplay";  // the store dataset that holds the loop's questions. Default: "selfplay"
   size_t rounds = 1;
-  size_t questions_per_round = 8;  // Default: 8
+  size_t questions_per_round = 8;      // Default: 8
   size_t candidates_per_question = 4;  // candidates drawn per question asked; the most informative win. Default: 4
   ExplorationOptions exploration;
   // Stop cleanly (after a committed question) before a question whose expected cost (calls planned x mean cost per
   // call so far) would take the total past the cap, and within a question before a call expected to pass it (the
-  // question is then stored with the answers it has), so the cap is passed by at most one call's cost; the total counts the dataset's recorded outcome costs plus this
-  // run's generation and judging. Default: none
+  // question is then stored with the answers it has), so the cap is passed by at most one call's cost; the total counts
+  // the dataset's recorded outcome costs plus this run's generation and judging. Default: none
   std::optional<double> spend_cap_usd;
-  size_t refit_every = 50;              // refit after this many new outcomes; 0 = never. Default: 50
-  std::string model_path;               // the router model the loop reads and refits; "" = none (evaluate all)
-  std::string predictor;                // for the refit; "" = default
+  size_t refit_every = 50;                  // refit after this many new outcomes; 0 = never. Default: 50
+  std::string model_path;                   // the router model the loop reads and refits; "" = none (evaluate all)
+  std::string predictor;                    // for the refit; "" = default
   std::vector<std::string> refit_datasets;  // train on these datasets; empty = just `dataset`
   std::vector<OutcomeSource> refit_sources = {OutcomeSource::kImported, OutcomeSource::kSelfPlay};
   std::chrono::milliseconds timeout{60'000};  // per expert call. Default: 60 s
@@ -159,9 +159,9 @@ struct SelfPlayOptions {
 };
 
 struct RoundSummary {
-  size_t round = 0;              // 1-based, over the whole history of the dataset
-  size_t questions = 0;          // asked (stored) this round
-  size_t separated = 0;          // of those, questions whose outcomes differed between experts
+  size_t round = 0;      // 1-based, over the whole history of the dataset
+  size_t questions = 0;  // asked (stored) this round
+  size_t separated = 0;  // of those, questions whose outcomes differed between experts
   size_t outcomes = 0, failed_calls = 0, unscored = 0;
   double spent_usd = 0;  // this round, answers + generation + judging
   size_t refits = 0;

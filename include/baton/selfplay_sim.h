@@ -16,8 +16,8 @@
 // run: the largest single expert's mean cost on test. The test split is only measured, never used to choose.
 //
 // Rounds: a warm start (every expert on `warm_start` x the pool's questions; the same questions for all three
-// strategies, so their first points coincide) then `rounds` equal steps up to every recorded cell. The last point of each
-// curve has paid for every cell, so the three coincide there by construction.
+// strategies, so their first points coincide) then `rounds` equal steps up to every recorded cell. The last point of
+// each curve has paid for every cell, so the three coincide there by construction.
 //
 // fraction_to_match_all: the evaluations at which the selfplay curve first reaches the `all` curve's final AIQ,
 // divided by the pool's recorded cells; points that paid for every cell do not count (they match by construction),
@@ -72,9 +72,9 @@ struct SimPoint {
 };
 
 struct SimOptions {
-  std::string router;       // predictor name; "" = PredictorNames().front(). Default: ""
-  uint64_t seed = 0;        // every random choice of the run (strategies, predictor). Default: 0
-  size_t rounds = 20;       // equal budget steps after the warm start. Default: 20
+  std::string router;        // predictor name; "" = PredictorNames().front(). Default: ""
+  uint64_t seed = 0;         // every random choice of the run (strategies, predictor). Default: 0
+  size_t rounds = 20;        // equal budget steps after the warm start. Default: 20
   double warm_start = 0.01;  // fraction of pool questions evaluated on every expert first. Default: 0.01
   ExplorationOptions exploration;
   size_t breakpoint_lambdas = 300;  // lambdas between exact break-points per sweep (bench.h). Default: 300

@@ -29,7 +29,8 @@ Command AddSelfPlayCommand(CLI::App& root) {
   app->add_option("--rounds", o->rounds, "rounds to run (each asks selfplay.questions_per_round questions)")
       ->required()
       ->check(PositiveInt());
-  app->add_option("--db", o->db, "the database to store questions and outcomes in (default: selfplay.db of the config)");
+  app->add_option("--db", o->db,
+                  "the database to store questions and outcomes in (default: selfplay.db of the config)");
   return {app, [o]() -> Status {
             BATON_ASSIGN_OR_RETURN(selfplay::LoopConfig lc, selfplay::LoadSelfPlayConfig(o->config));
             const std::vector<ExpertConfig>& experts = lc.all_experts;
@@ -56,18 +57,22 @@ Command AddSelfPlayCommand(CLI::App& root) {
               }
             }
             for (const std::string& n : lc.experts) {
-              if (!find(n)) return Status::InvalidArgument(fmt::format("{}: selfplay.experts: unknown expert '{}'", o->config, n));
+              if (!find(n))
+                return Status::InvalidArgument(fmt::format("{}: selfplay.experts: unknown expert '{}'", o->config, n));
             }
             if (evaluated.empty()) return Status::InvalidArgument(o->config + ": selfplay: no expert to evaluate");
 
             std::unique_ptr<QuestionSource> source;
             if (!lc.pool.empty()) {
-              BATON_ASSIGN_OR_RETURN(std::unique_ptr<PoolQuestionSource> pool,
-                                     PoolQuestionSource::Open(lc.pool, lc.loop.seed, lc.keep_unreferenced || lc.evaluate != "reference"));
+              BATON_ASSIGN_OR_RETURN(
+                  std::unique_ptr<PoolQuestionSource> pool,
+                  PoolQuestionSource::Open(lc.pool, lc.loop.seed, lc.keep_unreferenced || lc.evaluate != "reference"));
               source = std::move(pool);
             } else {
               ExpertBackend* w = find(lc.writer);
-              if (!w) return Status::InvalidArgument(fmt::format("{}: selfplay.questions.writer: unknown expert '{}'", o->config, lc.writer));
+              if (!w)
+                return Status::InvalidArgument(
+                    fmt::format("{}: selfplay.questions.writer: unknown expert '{}'", o->config, lc.writer));
               source = std::make_unique<GeneratedQuestionSource>(w, lc.domains, lc.loop.timeout);
             }
             std::unique_ptr<Evaluator> evaluator;
@@ -77,7 +82,9 @@ Command AddSelfPlayCommand(CLI::App& root) {
               evaluator = std::make_unique<RecordedEvaluator>();
             } else {
               ExpertBackend* j = find(lc.judge);
-              if (!j) return Status::InvalidArgument(fmt::format("{}: selfplay.evaluate.judge: unknown expert '{}'", o->config, lc.judge));
+              if (!j)
+                return Status::InvalidArgument(
+                    fmt::format("{}: selfplay.evaluate.judge: unknown expert '{}'", o->config, lc.judge));
               evaluator = std::make_unique<JudgeEvaluator>(j, lc.loop.timeout);
             }
 
@@ -109,12 +116,13 @@ Command AddSelfPlayCommand(CLI::App& root) {
             if (tty) fmt::print(stderr, "\r\033[K");
             size_t asked = 0, separated = 0;
             for (const RoundSummary& s : r.rounds) asked += s.questions, separated += s.separated;
-            fmt::print("{} round(s), {} question(s), {} separated the experts; outcomes {} -> {}; spent ${:.6g} this run "
-                       "(${:.6g} in total); {} refit(s){}\n",
-                       r.rounds.size(), asked, separated, r.outcomes_before, r.outcomes_after, r.spent_usd,
-                       r.spent_total_usd, r.refits,
-                       r.stopped_by_cap ? "; stopped at the spend cap"
-                                        : (r.source_exhausted ? "; the question source ran dry" : ""));
+            fmt::print(
+                "{} round(s), {} question(s), {} separated the experts; outcomes {} -> {}; spent ${:.6g} this run "
+                "(${:.6g} in total); {} refit(s){}\n",
+                r.rounds.size(), asked, separated, r.outcomes_before, r.outcomes_after, r.spent_usd, r.spent_total_usd,
+                r.refits,
+                r.stopped_by_cap ? "; stopped at the spend cap"
+                                 : (r.source_exhausted ? "; the question source ran dry" : ""));
             if (r.refits > 0) {
               fmt::print("model: {} (a running baton serve reloads it on SIGHUP)\n", lc.loop.model_path);
             }

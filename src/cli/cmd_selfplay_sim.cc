@@ -130,10 +130,11 @@ Command AddSelfPlaySimCommand(CLI::App& root) {
               auto fr = [](const std::optional<double>& v) {
                 return v ? fmt::format("{:.3f}", *v) : std::string("never");
               };
-              fmt::print("seed {}: all-final AIQ {:.4f} at {} evaluations; fraction_to_match_all {} (random {}) "
-                         "[{:.0f}s]\n",
-                         seed, r.all.back().aiq, r.total_evaluations, fr(r.fraction_to_match_all),
-                         fr(r.random_fraction_to_match_all), r.seconds);
+              fmt::print(
+                  "seed {}: all-final AIQ {:.4f} at {} evaluations; fraction_to_match_all {} (random {}) "
+                  "[{:.0f}s]\n",
+                  seed, r.all.back().aiq, r.total_evaluations, fr(r.fraction_to_match_all),
+                  fr(r.random_fraction_to_match_all), r.seconds);
               runs.push_back(std::move(r));
             }
             nlohmann::json j;
@@ -154,9 +155,8 @@ Command AddSelfPlaySimCommand(CLI::App& root) {
             BATON_RETURN_IF_ERROR(WriteFileAtomically(o->json, j.dump(2) + "\n"));
             std::string svg = o->svg;
             if (svg.empty()) svg = std::filesystem::path(o->json).replace_extension(".svg").string();
-            BATON_RETURN_IF_ERROR(
-                WriteFileAtomically(svg, RenderSimSvg(runs, "baton selfplay-sim: " + title + ", router " +
-                                                                runs[0].router)));
+            BATON_RETURN_IF_ERROR(WriteFileAtomically(
+                svg, RenderSimSvg(runs, "baton selfplay-sim: " + title + ", router " + runs[0].router)));
             fmt::print("json: {}\nsvg: {}\n", o->json, svg);
             fmt::print(stderr, "selfplay-sim finished in {:.1f}s\n", SecondsSince(t0));
             return Status::Ok();

@@ -15,9 +15,13 @@ uint64_t Next(uint64_t& s) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
-double Uniform(uint64_t& s) { return static_cast<double>(Next(s) >> 11) * 0x1.0p-53; }
+double Uniform(uint64_t& s) {
+  return static_cast<double>(Next(s) >> 11) * 0x1.0p-53;
+}
 
-float Clean(float v) { return std::isfinite(v) ? v : 0.0f; }
+float Clean(float v) {
+  return std::isfinite(v) ? v : 0.0f;
+}
 
 }  // namespace
 

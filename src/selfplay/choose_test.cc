@@ -32,8 +32,8 @@ TEST(EnvelopeExpertsTest, BestFirstThenCheaperOnTheUpperEnvelope) {
 TEST(ChooseEvaluationsTest, InformativeQuestionsFirstWithinBudgetAndOnlyPayable) {
   // 3 questions x 5 experts. Question 1 splits the experts, question 0 is sure for all, question 2 is unsure.
   const size_t ne = 5;
-  std::vector<float> ps = {1, 1, 1, 1, 1,  //
-                           1, 1, 0, 0, 0,  //
+  std::vector<float> ps = {1,    1,    1,    1,    1,  //
+                           1,    1,    0,    0,    0,  //
                            0.6f, 0.6f, 0.6f, 0.6f, 0.6f};
   std::vector<float> pc(15, 1.0f);
   for (size_t q = 0; q < 3; ++q)

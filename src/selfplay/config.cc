@@ -35,10 +35,23 @@ StatusOr<LoopConfig> ParseLoopConfig(const YAML::Node& s, const std::string& pat
     return Status::InvalidArgument(path + ": selfplay: missing section (it needs at least questions: {pool: DIR})");
   }
   if (!s.IsMap()) return Status::InvalidArgument(path + ": selfplay: expected a map");
-  static const std::set<std::string> known = {
-      "db", "dataset", "questions", "evaluate", "experts", "questions_per_round", "candidates_per_question",
-      "epsilon", "small_pool", "spend_cap_usd", "refit_every", "model", "predictor", "refit_datasets",
-      "refit_include", "timeout_s", "seed"};
+  static const std::set<std::string> known = {"db",
+                                              "dataset",
+                                              "questions",
+                                              "evaluate",
+                                              "experts",
+                                              "questions_per_round",
+                                              "candidates_per_question",
+                                              "epsilon",
+                                              "small_pool",
+                                              "spend_cap_usd",
+                                              "refit_every",
+                                              "model",
+                                              "predictor",
+                                              "refit_datasets",
+                                              "refit_include",
+                                              "timeout_s",
+                                              "seed"};
   for (const auto& kv : s) {
     const std::string k = kv.first.as<std::string>();
     if (!known.count(k)) {
@@ -51,7 +64,9 @@ StatusOr<LoopConfig> ParseLoopConfig(const YAML::Node& s, const std::string& pat
   c.db = Resolve(base, c.db);
   BATON_RETURN_IF_ERROR(Get(s, "dataset", &c.loop.dataset, path));
   if (const YAML::Node q = s["questions"]; q.IsDefined()) {
-    if (!q.IsMap()) return Status::InvalidArgument(path + ": selfplay.questions: expected {pool: FILE} or {writer: EXPERT, domains: [...]}");
+    if (!q.IsMap())
+      return Status::InvalidArgument(path +
+                                     ": selfplay.questions: expected {pool: FILE} or {writer: EXPERT, domains: [...]}");
     BATON_RETURN_IF_ERROR(Get(q, "pool", &c.pool, path));
     c.pool = Resolve(base, c.pool);
     if (!c.pool.empty() && std::filesystem::is_directory(c.pool)) c.pool += "/queries.jsonl";

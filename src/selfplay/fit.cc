@@ -90,9 +90,9 @@ StatusOr<std::vector<std::string>> ChooseDatasets(Store& store, const std::vecto
   for (const std::string& d : chosen) {
     if (LooksLikeTestSplit(d)) {
       warn(fmt::format(
-                 "warning: training on dataset '{}', whose name says it is a test split; do not bench or report on "
-                 "it with this model",
-                 d));
+          "warning: training on dataset '{}', whose name says it is a test split; do not bench or report on "
+          "it with this model",
+          d));
     }
   }
   return chosen;
@@ -129,9 +129,10 @@ StatusOr<FitSummary> FitModelFromStore(Store& store, const FitOptions& o, const 
                       "with --cold-start",
                       JoinNames(cold)));
     } else {
-      warn(fmt::format("warning: cold start for {}: no training outcome; the model predicts the predictor's prior "
-                       "for them and route/bench/predict refuse them unless given --cold-start",
-                       JoinNames(cold)));
+      warn(
+          fmt::format("warning: cold start for {}: no training outcome; the model predicts the predictor's prior "
+                      "for them and route/bench/predict refuse them unless given --cold-start",
+                      JoinNames(cold)));
     }
   }
   size_t observed = 0;
@@ -149,9 +150,10 @@ StatusOr<FitSummary> FitModelFromStore(Store& store, const FitOptions& o, const 
   if (o.holdout && ds.num_queries() >= 50) {
     const auto th = std::chrono::steady_clock::now();
     BATON_ASSIGN_OR_RETURN(HeldOut h, EstimateHeldOut(name, opts, ds));
-    info(fmt::format("held-out estimate (80/20 split, seed {}): log-loss {:.4f}, score of predicted-best expert "
-                     "{:.4f} (oracle {:.4f}) over {} queries [{:.1f}s]",
-                     o.seed, h.log_loss, h.best_pick, h.oracle, h.queries, SecondsSince(th)));
+    info(
+        fmt::format("held-out estimate (80/20 split, seed {}): log-loss {:.4f}, score of predicted-best expert "
+                    "{:.4f} (oracle {:.4f}) over {} queries [{:.1f}s]",
+                    o.seed, h.log_loss, h.best_pick, h.oracle, h.queries, SecondsSince(th)));
   }
   const auto tf = std::chrono::steady_clock::now();
   BATON_RETURN_IF_ERROR(predictor->Fit(ds));
@@ -163,8 +165,8 @@ StatusOr<FitSummary> FitModelFromStore(Store& store, const FitOptions& o, const 
   BATON_RETURN_IF_ERROR(SaveModel(model, out_path));
   info(fmt::format("wrote {} ({} experts) in {:.1f}s total", out_path, model.predictor->num_experts(),
                    SecondsSince(t0)));
-  return FitSummary{.datasets = datasets, .queries = ds.num_queries(), .experts = ds.num_experts(),
-                    .outcomes = observed};
+  return FitSummary{
+      .datasets = datasets, .queries = ds.num_queries(), .experts = ds.num_experts(), .outcomes = observed};
 }
 
 }  // namespace baton

@@ -129,9 +129,9 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
       break;
     }
     double gen_spent = 0;
-    BATON_ASSIGN_OR_RETURN(std::vector<SelfPlayQuestion> cands,
-                           source.Next(o.questions_per_round * std::max<size_t>(1, o.candidates_per_question),
-                                       is_stored, &gen_spent));
+    BATON_ASSIGN_OR_RETURN(
+        std::vector<SelfPlayQuestion> cands,
+        source.Next(o.questions_per_round * std::max<size_t>(1, o.candidates_per_question), is_stored, &gen_spent));
     sum.spent_usd += gen_spent;
     if (cands.empty()) {
       rep.source_exhausted = true;
@@ -159,8 +159,7 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
         }
       }
       std::vector<bool> payable(cands.size() * ne, true);
-      const std::vector<Evaluation> ev =
-          ChooseEvaluations(ps, pc, payable, ne, cands.size() * ne, o.exploration, rng);
+      const std::vector<Evaluation> ev = ChooseEvaluations(ps, pc, payable, ne, cands.size() * ne, o.exploration, rng);
       std::unordered_map<size_t, size_t> slot;
       for (const Evaluation& x : ev) {
         auto it = slot.find(x.query);
@@ -221,29 +220,30 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
       // One transaction: the question, its outcomes, its failed calls.
       BATON_ASSIGN_OR_RETURN(Store::Transaction tx, store.Begin());
       BATON_ASSIGN_OR_RETURN(int64_t qid, store.InsertQuery({.external_id = q.external_id,
-                                                              .dataset = o.dataset,
-                                                              .domain = q.domain,
-                                                              .text = q.text,
-                                                              .reference = q.reference,
-                                                              .source = q.source}));
+                                                             .dataset = o.dataset,
+                                                             .domain = q.domain,
+                                                             .text = q.text,
+                                                             .reference = q.reference,
+                                                             .source = q.source}));
       size_t stored_here = 0;
       double lo = 2, hi = -1;
       for (const Answer& a : answers) {
         if (!a.result.ok() || !a.score) {
           const bool failed = !a.result.ok();
           failed ? ++sum.failed_calls : ++sum.unscored;
-          BATON_RETURN_IF_ERROR(store.LogRequest({.time_unix_ms = NowMs(),
-                                                  .client_key_hash = "selfplay",
-                                                  .requested_model = experts[a.expert]->name(),
-                                                  .expert = experts[a.expert]->name(),
-                                                  .http_status = failed ? 502 : 200,
-                                                  .latency_ms = a.latency_ms,
-                                                  .request_id = "selfplay:" + o.dataset + ":" + q.external_id,
-                                                  .note = failed ? "selfplay failed call: " + a.result.status().ToString()
-                                                                 : "selfplay: answer could not be scored by " +
-                                                                       evaluator.name()}));
-          if (failed) log(fmt::format("{} failed on {}: {}", experts[a.expert]->name(), q.external_id,
-                                      a.result.status().ToString()));
+          BATON_RETURN_IF_ERROR(
+              store.LogRequest({.time_unix_ms = NowMs(),
+                                .client_key_hash = "selfplay",
+                                .requested_model = experts[a.expert]->name(),
+                                .expert = experts[a.expert]->name(),
+                                .http_status = failed ? 502 : 200,
+                                .latency_ms = a.latency_ms,
+                                .request_id = "selfplay:" + o.dataset + ":" + q.external_id,
+                                .note = failed ? "selfplay failed call: " + a.result.status().ToString()
+                                               : "selfplay: answer could not be scored by " + evaluator.name()}));
+          if (failed)
+            log(fmt::format("{} failed on {}: {}", experts[a.expert]->name(), q.external_id,
+                            a.result.status().ToString()));
           continue;
         }
         const ChatResult& r = *a.result;
@@ -275,7 +275,8 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
     }
     run_spent += sum.spent_usd;
     // Overheads (generation, judging) are not in the outcomes' recorded cost; keep them in the cap's total.
-    log(fmt::format("round {}: {} question(s) asked, {} separated the experts ({:.0f}%), {} outcome(s), {} failed "
+    log(
+        fmt::format("round {}: {} question(s) asked, {} separated the experts ({:.0f}%), {} outcome(s), {} failed "
                     "call(s), {} unscored, spent ${:.6g}, {} refit(s)",
                     sum.round, sum.questions, sum.separated,
                     sum.questions ? 100.0 * static_cast<double>(sum.separated) / static_cast<double>(sum.questions) : 0,

@@ -48,7 +48,9 @@ std::string WritePool(const testing::TempDir& tmp, int n) {
   return tmp.Write("pool/queries.jsonl", s);
 }
 
-char RefOf(const std::string& prompt) { return static_cast<char>('A' + std::stoi(prompt.substr(1)) % 4); }
+char RefOf(const std::string& prompt) {
+  return static_cast<char>('A' + std::stoi(prompt.substr(1)) % 4);
+}
 
 struct Counts {
   size_t outcomes = 0, selfplay = 0;
@@ -88,7 +90,8 @@ TEST(SelfPlayPoolTest, SkipsStoredAndUnreferencedQuestions) {
   auto pool = PoolQuestionSource::Open(path, 0, false);
   ASSERT_TRUE(pool.ok()) << pool.status().ToString();
   EXPECT_EQ((*pool)->size(), 2u);
-  auto got = (*pool)->Next(5, [](const std::string& id) { return id == "a"; }, nullptr);
+  auto got = (*pool)->Next(
+      5, [](const std::string& id) { return id == "a"; }, nullptr);
   ASSERT_TRUE(got.ok());
   ASSERT_EQ(got->size(), 1u);
   EXPECT_EQ((*got)[0].external_id, "c");
@@ -102,7 +105,8 @@ TEST(SelfPlayGeneratedTest, WriterRepliesThatDoNotParseYieldNoQuestion) {
   });
   GeneratedQuestionSource src(&writer, {"arithmetic"}, std::chrono::seconds(5));
   double spent = 0;
-  auto qs = src.Next(3, [](const std::string&) { return false; }, &spent);
+  auto qs = src.Next(
+      3, [](const std::string&) { return false; }, &spent);
   ASSERT_TRUE(qs.ok());
   ASSERT_EQ(qs->size(), 3u);
   EXPECT_EQ((*qs)[1].text, "What is 2 + 1?");

@@ -28,9 +28,9 @@ std::string Config(const testing::TempDir& tmp, int per_round, int refit_every, 
   for (const char* e : {"claude-instant-v1", "gpt-4-1106-preview", "mistralai/mistral-7b-chat"}) {
     y += std::string("  - {name: ") + e + ", kind: replay, replay_dir: " + data + "}\n";
   }
-  y += "selfplay:\n  questions: {pool: " + data + "}\n  evaluate: recorded\n  questions_per_round: " +
-       std::to_string(per_round) + "\n  refit_every: " + std::to_string(refit_every) + "\n  model: " + tmp.path() +
-       "/router.baton\n" + extra;
+  y += "selfplay:\n  questions: {pool: " + data +
+       "}\n  evaluate: recorded\n  questions_per_round: " + std::to_string(per_round) +
+       "\n  refit_every: " + std::to_string(refit_every) + "\n  model: " + tmp.path() + "/router.baton\n" + extra;
   return tmp.Write("selfplay.yaml", y);
 }
 
@@ -49,10 +49,12 @@ Snapshot Read(const std::string& db) {
   EXPECT_TRUE(qs.ok());
   std::map<int64_t, std::string> id;
   for (const QueryRecord& q : *qs) id[q.id] = q.external_id, s.questions.insert(q.external_id);
-  EXPECT_TRUE((*store)->ForEachOutcome([&](const OutcomeRecord& o) {
-                         s.outcomes.insert({id[o.query_id], o.expert_id});
-                         s.selfplay += o.source == OutcomeSource::kSelfPlay;
-                       }).ok());
+  EXPECT_TRUE((*store)
+                  ->ForEachOutcome([&](const OutcomeRecord& o) {
+                    s.outcomes.insert({id[o.query_id], o.expert_id});
+                    s.selfplay += o.source == OutcomeSource::kSelfPlay;
+                  })
+                  .ok());
   auto failed = (*store)->CountRows("requests");
   EXPECT_TRUE(failed.ok());
   if (failed.ok()) s.failed = static_cast<size_t>(*failed);
@@ -74,10 +76,10 @@ TEST(SelfPlayCliTest, RunsRoundsStoresSelfPlayOutcomesAndRefits) {
   EXPECT_EQ(s.selfplay, s.outcomes.size());
   // Usage errors exit 2, runtime errors 1.
   EXPECT_EQ(RunBaton("selfplay --config " + cfg).exit_code, 2);
-  EXPECT_EQ(RunBaton("selfplay --config " + tmp.Write("bad.yaml", "experts: []\nselfplay: {}\n") + " --rounds 1 --db " +
-                     db)
-                .exit_code,
-            1);
+  EXPECT_EQ(
+      RunBaton("selfplay --config " + tmp.Write("bad.yaml", "experts: []\nselfplay: {}\n") + " --rounds 1 --db " + db)
+          .exit_code,
+      1);
 }
 
 TEST(SelfPlayCliTest, SpendCapHolds) {

@@ -16,7 +16,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 uint64_t Next(uint64_t& s) {
   uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
@@ -103,7 +105,9 @@ class Sim {
   double max_cost_;
 };
 
-size_t Count(const std::vector<bool>& v) { return static_cast<size_t>(std::count(v.begin(), v.end(), true)); }
+size_t Count(const std::vector<bool>& v) {
+  return static_cast<size_t>(std::count(v.begin(), v.end(), true));
+}
 
 }  // namespace
 
@@ -155,8 +159,8 @@ StatusOr<SimResult> RunSelfPlaySim(const Dataset& pool, const Dataset& test, con
   std::vector<size_t> order(nq);
   for (size_t q = 0; q < nq; ++q) order[q] = q;
   Shuffle(order, rng);
-  const size_t warm_q = std::clamp<size_t>(
-      static_cast<size_t>(std::ceil(options.warm_start * static_cast<double>(nq))), 1, nq);
+  const size_t warm_q =
+      std::clamp<size_t>(static_cast<size_t>(std::ceil(options.warm_start * static_cast<double>(nq))), 1, nq);
   std::vector<bool> warm(nq * ne, false);
   for (size_t i = 0; i < warm_q; ++i)
     for (size_t e = 0; e < ne; ++e) warm[order[i] * ne + e] = recorded[order[i] * ne + e];
@@ -168,7 +172,8 @@ StatusOr<SimResult> RunSelfPlaySim(const Dataset& pool, const Dataset& test, con
 
   Sim sim(pool, test, options, r.router, r.max_cost);
   BATON_ASSIGN_OR_RETURN(Fitted warm_fit, sim.FitAndMeasure(warm));
-  log(fmt::format("{} pool queries x {} experts ({} recorded cells), {} test queries; router {}; warm start {} "
+  log(
+      fmt::format("{} pool queries x {} experts ({} recorded cells), {} test queries; router {}; warm start {} "
                   "evaluations: AIQ {:.4f}",
                   nq, ne, r.total_evaluations, test.num_queries(), r.router, warm_n, warm_fit.aiq));
   for (auto* curve : {&r.selfplay, &r.random, &r.all}) curve->push_back({.evaluations = warm_n, .aiq = warm_fit.aiq});

@@ -61,7 +61,7 @@ std::string RenderSimSvg(const std::vector<SimResult>& runs, const std::string& 
   for (const SimResult& r : runs) {
     w.Text(right + 20, ly + 4,
            fmt::format("match-all: {}", r.fraction_to_match_all ? fmt::format("{:.2f}", *r.fraction_to_match_all)
-                                                                 : std::string("never")),
+                                                                : std::string("never")),
            11, "start", "#1f77b4");
     ly += 16;
   }

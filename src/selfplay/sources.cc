@@ -143,8 +143,7 @@ std::optional<double> ReferenceEvaluator::Score(const SelfPlayQuestion& q, const
   return ScoreAgainstReference(answer.content, q.reference);
 }
 
-std::optional<double> RecordedEvaluator::Score(const SelfPlayQuestion& q, const ChatResult& answer,
-                                               double* spent_usd) {
+std::optional<double> RecordedEvaluator::Score(const SelfPlayQuestion& q, const ChatResult& answer, double* spent_usd) {
   (void)q, (void)spent_usd;
   return answer.recorded_score;
 }

@@ -36,6 +36,8 @@ Command AddArchonCommand(CLI::App& root);
 // `baton archon search`, added under the `archon` parent (cmd_archon_search.cc).
 Command AddArchonSearchSubcommand(CLI::App& archon);
 Command AddOnboardCommand(CLI::App& root);
+Command AddSelfPlayCommand(CLI::App& root);
+Command AddSelfPlaySimCommand(CLI::App& root);
 
 // Shared helpers for command files.
 // Prints a table with a header row and right-aligned numeric-looking cells.

@@ -118,6 +118,7 @@ int Run(int argc, char** argv) {
       baton::cli::AddBenchCommand(app),  baton::cli::AddUniverseCommand(app),   baton::cli::AddRouteCommand(app),
       baton::cli::AddServeCommand(app),  baton::cli::AddPredictCommand(app),   baton::cli::AddArchonCommand(app),
       baton::cli::AddOnboardCommand(app),
+      baton::cli::AddSelfPlayCommand(app), baton::cli::AddSelfPlaySimCommand(app),
   };
   if (int rc = CheckCommandLine(app, argc, argv); rc >= 0) return rc;
   try {

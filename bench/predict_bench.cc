@@ -61,15 +61,16 @@ void BM_RoutingDecision(benchmark::State& state) {
   RoutingDecision(state, "");
 }
 BENCHMARK(BM_RoutingDecision)->Iterations(10000)->Unit(benchmark::kMicrosecond);
-// The single routers the stack may combine, for comparison.
-void BM_RoutingDecisionFactorized(benchmark::State& state) {
-  RoutingDecision(state, "factorized");
-}
-BENCHMARK(BM_RoutingDecisionFactorized)->Iterations(10000)->Unit(benchmark::kMicrosecond);
-void BM_RoutingDecisionKnn(benchmark::State& state) {
-  RoutingDecision(state, "knn");
-}
-BENCHMARK(BM_RoutingDecisionKnn)->Iterations(10000)->Unit(benchmark::kMicrosecond);
+// Every router by name, for comparison (the stack's candidates among them): BM_RoutingDecision/<name>.
+[[maybe_unused]] const bool kRegistered = [] {
+  for (const std::string& name : baton::PredictorNames()) {
+    benchmark::RegisterBenchmark(("BM_RoutingDecision/" + name).c_str(),
+                                 [name](benchmark::State& st) { RoutingDecision(st, name); })
+        ->Iterations(2000)
+        ->Unit(benchmark::kMicrosecond);
+  }
+  return true;
+}();
 
 }  // namespace
 

@@ -102,7 +102,7 @@ TEST(BenchHarnessTest, DefaultAndCrossValidationIgnoreTheTestSplit) {
   ASSERT_TRUE(split.ok());
   Dataset train = all.SelectQueries(split->train), test = all.SelectQueries(split->test);
   BenchOptions o;
-  o.routers = {"domain-prior", "stack", "knn"};
+  o.routers = {"domain-prior", "stack", "factorized"};
   o.num_lambdas = 10;
   o.breakpoint_lambdas = 50;
   o.bootstrap = 0;

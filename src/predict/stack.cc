@@ -3,8 +3,9 @@
 //   score(q, e) = sum_k w_k * p_k(q, e),   w_k = c_k / sum c,  c_k >= 0 integer counts,
 //
 // whose weights are chosen by a ROUTING measure on train only: every candidate (every registered predictor except
-// the stack itself and "ensemble", which is itself a mixture of candidates) is trained on two thirds of the training
-// queries and predicts the remaining third (3 folds, cross_validate = false inside folds), and a cost model fitted on
+// those IsCandidate() leaves out, for the reasons it gives) is trained on two thirds of the training
+// queries and predicts the remaining third (3 folds; with the stack's own cross_validate option, so each candidate
+// picks its hyper-parameters inside the fold as it will on all of train), and a cost model fitted on
 // the same two thirds predicts their costs. On these out-of-fold (OOF) predictions the routing measure is the AIQ of
 // the lambda sweep (RealiseLambda over LambdaGrid, then Aiq over [0, C], C = the largest mean cost of a single expert
 // or of a candidate's curve on train), computed exactly as `baton bench` computes it on test.
@@ -44,8 +45,12 @@ constexpr double kMinGain = 1e-5;  // a longer prefix must raise OOF AIQ by more
 constexpr size_t kLambdas = 60;    // log-spaced lambdas of the OOF sweep (besides 0)
 constexpr uint64_t kFoldSalt = 0x5eed57acull;
 
+// Not candidates: the stack itself; "ensemble" (itself a mixture of candidates); and the neighbour-search routers
+// (knn, routellm-sw, routerbench-knn), whose every decision scans every training prompt's sketch (6,000 x 256
+// floats on mmlu-pro: hundreds of microseconds), far over the pre-generation budget of the default router (median
+// <= 20 us, p99 <= 100 us among 30 experts; bench/predict_bench.cc BM_RoutingDecision/<name> measures each).
 bool IsCandidate(const std::string& name) {
-  return name != "stack" && name != "ensemble";
+  return name != "stack" && name != "ensemble" && name != "knn" && name != "routellm-sw" && name != "routerbench-knn";
 }
 
 // OOF AIQ of predicted scores `ps` with predicted costs `pc` on `train` (its recorded scores and costs).
@@ -127,8 +132,9 @@ class StackPredictor final : public PredictorBase {
         }
         for (size_t k = 0; k < names.size(); ++k) {
           if (!usable[k]) continue;
-          BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> p,
-                                 MakePredictor(names[k], {.seed = options_.seed, .cross_validate = false}));
+          // The candidates choose their hyper-parameters inside the fold as they will on all of train (the OOF
+          // figures of the neural routers depend on them more than on anything else).
+          BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> p, MakePredictor(names[k], options_));
           if (!p->Fit(dtr).ok() || p->experts() != experts_) {
             usable[k] = false;  // e.g. a fold without an observed cell: that candidate sits out
             continue;
@@ -172,16 +178,20 @@ class StackPredictor final : public PredictorBase {
       counts.assign(2 * names.size(), 0);
       counts[2 * static_cast<size_t>(std::find(names.begin(), names.end(), "domain-prior") - names.begin())] = 1;
     }
-    components_.clear();
+    models_.clear();
+    term_model_.clear();
     count_.clear();
     calib_.clear();
     for (size_t i = 0; i < counts.size(); ++i) {
       if (counts[i] == 0) continue;
       const std::string& name = names[i / 2];
-      BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> p, MakePredictor(name, options_));
-      BATON_RETURN_IF_ERROR(p->Fit(train).WithContext("stack component " + name));
-      if (p->experts() != experts_) return Status::Internal("stack component " + name + " has other experts");
-      components_.push_back(std::move(p));
+      if (models_.empty() || models_.back()->name() != name) {  // a raw and a calibrated term share one model
+        BATON_ASSIGN_OR_RETURN(std::unique_ptr<Predictor> p, MakePredictor(name, options_));
+        BATON_RETURN_IF_ERROR(p->Fit(train).WithContext("stack component " + name));
+        if (p->experts() != experts_) return Status::Internal("stack component " + name + " has other experts");
+        models_.push_back(std::move(p));
+      }
+      term_model_.push_back(models_.size() - 1);
       count_.push_back(static_cast<uint32_t>(counts[i]));
       calib_.push_back(i % 2 ? calib[i / 2] : std::vector<float>{});
     }
@@ -195,12 +205,17 @@ class StackPredictor final : public PredictorBase {
     float z[kEmbedDim];
     bool sketched = false;
     std::fill(out.begin(), out.end(), 0.0f);
-    for (size_t k = 0; k < components_.size(); ++k) {
-      if (shared_sketch_ && base_[k] && base_[k]->uses_text()) {
-        if (!sketched) base_[k]->Embed(q.text, z), sketched = true;
-        base_[k]->PredictSketch(q, z, part);
-      } else {
-        components_[k]->Predict(q, part);
+    size_t last = models_.size();
+    for (size_t k = 0; k < term_model_.size(); ++k) {
+      const size_t m = term_model_[k];
+      if (m != last) {
+        if (shared_sketch_ && base_[m] && base_[m]->uses_text()) {
+          if (!sketched) base_[m]->Embed(q.text, z), sketched = true;
+          base_[m]->PredictSketch(q, z, part);
+        } else {
+          models_[m]->Predict(q, part);
+        }
+        last = m;
       }
       const float w = weight_[k];
       const std::vector<float>& ab = calib_[k];
@@ -216,11 +231,13 @@ class StackPredictor final : public PredictorBase {
   void SaveState(std::string* out) const override {
     ByteWriter w(out);
     SaveBase(&w);
-    w.U64(components_.size());
-    for (size_t k = 0; k < components_.size(); ++k) {
+    // Per term: name, count, calibration (empty = raw), the model's state (empty = the previous term's model).
+    w.U64(term_model_.size());
+    for (size_t k = 0; k < term_model_.size(); ++k) {
+      const Predictor& m = *models_[term_model_[k]];
       std::string bytes;
-      components_[k]->SaveState(&bytes);
-      w.Str(components_[k]->name());
+      if (k == 0 || term_model_[k] != term_model_[k - 1]) m.SaveState(&bytes);
+      w.Str(m.name());
       w.U32(count_[k]);
       w.F32s(calib_[k]);
       w.Str(bytes);
@@ -231,7 +248,8 @@ class StackPredictor final : public PredictorBase {
     LoadBase(&r);
     const uint64_t nk = r.U64();
     if (r.ok() && (nk == 0 || nk > 64)) r.Fail(fmt::format("stack has {} components", nk));
-    components_.clear();
+    models_.clear();
+    term_model_.clear();
     count_.clear();
     calib_.clear();
     for (uint64_t k = 0; k < nk && r.ok(); ++k) {
@@ -245,6 +263,16 @@ class StackPredictor final : public PredictorBase {
         r.Fail(fmt::format("stack component {} is '{}' with count {}", k, name, count));
         break;
       }
+      if (state.empty()) {  // shares the previous term's model
+        if (models_.empty() || models_.back()->name() != name) {
+          r.Fail(fmt::format("stack component {} ('{}') has no state", k, name));
+          break;
+        }
+        term_model_.push_back(models_.size() - 1);
+        count_.push_back(count);
+        calib_.push_back(std::move(ab));
+        continue;
+      }
       StatusOr<std::unique_ptr<Predictor>> p = MakePredictor(name, options_);
       if (!p.ok()) {
         r.Fail(fmt::format("stack component {}: {}", k, p.status().message()));
@@ -252,7 +280,8 @@ class StackPredictor final : public PredictorBase {
       }
       BATON_RETURN_IF_ERROR((*p)->LoadState(state).WithContext("stack component " + name));
       if ((*p)->experts() != experts_) r.Fail("stack component " + name + " has other experts");
-      components_.push_back(std::move(*p));
+      models_.push_back(std::move(*p));
+      term_model_.push_back(models_.size() - 1);
       count_.push_back(count);
       calib_.push_back(std::move(ab));
     }
@@ -264,8 +293,8 @@ class StackPredictor final : public PredictorBase {
     std::string s = "greedy selection on out-of-fold AIQ (train only); weights:";
     uint32_t total = 0;
     for (uint32_t c : count_) total += c;
-    for (size_t k = 0; k < components_.size(); ++k)
-      s += fmt::format(" {}{}={}/{}", components_[k]->name(), calib_[k].empty() ? "" : "+calibrated", count_[k], total);
+    for (size_t k = 0; k < term_model_.size(); ++k)
+      s += fmt::format(" {}{}={}/{}", models_[term_model_[k]]->name(), calib_[k].empty() ? "" : "+calibrated", count_[k], total);
     return s;
   }
 
@@ -338,7 +367,7 @@ class StackPredictor final : public PredictorBase {
     weight_.clear();
     for (uint32_t c : count_) weight_.push_back(static_cast<float>(c) / static_cast<float>(total));
     base_.clear();
-    for (const auto& c : components_) base_.push_back(dynamic_cast<const PredictorBase*>(c.get()));
+    for (const auto& c : models_) base_.push_back(dynamic_cast<const PredictorBase*>(c.get()));
     // Sharing is exact only when every text component's featurizer is the same (same training texts and seed).
     shared_sketch_ = true;
     const PredictorBase* first = nullptr;
@@ -353,10 +382,13 @@ class StackPredictor final : public PredictorBase {
     return Status::Ok();
   }
 
-  std::vector<std::unique_ptr<Predictor>> components_;
-  std::vector<uint32_t> count_;  // per component, its selection count (saved)
-  std::vector<std::vector<float>> calib_;  // per component: empty (raw) or a_e then b_e, 2 x ne (saved)
-  std::vector<float> weight_;    // count / total (derived)
+  // The blend is a list of terms; a term is a model's prediction, raw or calibrated, with a weight. The raw and the
+  // calibrated term of one candidate share its model (predicted once per decision).
+  std::vector<std::unique_ptr<Predictor>> models_;
+  std::vector<size_t> term_model_;        // per term, its model in models_
+  std::vector<uint32_t> count_;           // per term, its selection count (saved)
+  std::vector<std::vector<float>> calib_;  // per term: empty (raw) or a_e then b_e, 2 x ne (saved)
+  std::vector<float> weight_;             // per term, count / total (derived)
   std::vector<const PredictorBase*> base_;
   bool shared_sketch_ = false;
   std::vector<std::pair<std::string, double>> scores_;  // OOF AIQ per candidate, then "stack" (not saved)

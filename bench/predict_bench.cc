@@ -7,8 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <string>
 #include <numeric>
+#include <string>
 
 #include "baton/dataset.h"
 #include "baton/predictor.h"

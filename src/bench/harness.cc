@@ -280,8 +280,8 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
 
   // Default router: the stack (which chooses its own weights on out-of-fold AIQ inside train) when it is benchmarked
   // and no shortlist is given; otherwise cross-validation inside train among the shortlist.
-  const bool stack_default = options.default_candidates.empty() &&
-                             std::find(routers.begin(), routers.end(), kStackRouter) != routers.end();
+  const bool stack_default =
+      options.default_candidates.empty() && std::find(routers.begin(), routers.end(), kStackRouter) != routers.end();
   std::vector<std::string> candidates = options.default_candidates;
   if (candidates.empty()) candidates = stack_default ? std::vector<std::string>{kStackRouter} : routers;
   for (const std::string& n : candidates) {

@@ -19,8 +19,9 @@
 // Weights: greedy ensemble selection with replacement (Caruana et al., ICML 2004). Start from the single entry
 // with the best OOF AIQ (count 1); kSteps - 1 times add the entry (one more count, repeats allowed) whose addition
 // gives the best OOF AIQ of the mean; keep the counts of the prefix of steps with the best OOF AIQ (a longer prefix
-// must gain more than kMinGain). So on the OOF data the stack is never worse than any candidate. The selected components are then retrained on all of train
-// (with the caller's cross_validate) and saved with their counts, so a loaded stack predicts bit-for-bit.
+// must gain more than kMinGain). So on the OOF data the stack is never worse than any candidate. The selected
+// components are then retrained on all of train (with the caller's cross_validate) and saved with their counts, so a
+// loaded stack predicts bit-for-bit.
 //
 // Components trained on the same training set share one featurizer; Predict() sketches the prompt once and hands
 // the sketch to every text component (PredictorBase::PredictSketch), so a decision costs one featurisation plus the
@@ -60,7 +61,8 @@ double RoutingAiq(const Dataset& train, std::span<const float> ps, std::span<con
   for (double lambda : LambdaGrid(ps, pc, train.num_experts(), kLambdas)) {
     const Realised r = RealiseLambda(train, ps, pc, lambda);
     curve.push_back({.lambda = lambda, .accuracy = r.accuracy, .cost_per_query = r.cost_per_query});
-    if (curve_max_cost && std::isfinite(r.cost_per_query)) *curve_max_cost = std::max(*curve_max_cost, r.cost_per_query);
+    if (curve_max_cost && std::isfinite(r.cost_per_query))
+      *curve_max_cost = std::max(*curve_max_cost, r.cost_per_query);
   }
   return Aiq(curve, c_max);
 }
@@ -294,7 +296,8 @@ class StackPredictor final : public PredictorBase {
     uint32_t total = 0;
     for (uint32_t c : count_) total += c;
     for (size_t k = 0; k < term_model_.size(); ++k)
-      s += fmt::format(" {}{}={}/{}", models_[term_model_[k]]->name(), calib_[k].empty() ? "" : "+calibrated", count_[k], total);
+      s += fmt::format(" {}{}={}/{}", models_[term_model_[k]]->name(), calib_[k].empty() ? "" : "+calibrated",
+                       count_[k], total);
     return s;
   }
 
@@ -385,10 +388,10 @@ class StackPredictor final : public PredictorBase {
   // The blend is a list of terms; a term is a model's prediction, raw or calibrated, with a weight. The raw and the
   // calibrated term of one candidate share its model (predicted once per decision).
   std::vector<std::unique_ptr<Predictor>> models_;
-  std::vector<size_t> term_model_;        // per term, its model in models_
-  std::vector<uint32_t> count_;           // per term, its selection count (saved)
+  std::vector<size_t> term_model_;         // per term, its model in models_
+  std::vector<uint32_t> count_;            // per term, its selection count (saved)
   std::vector<std::vector<float>> calib_;  // per term: empty (raw) or a_e then b_e, 2 x ne (saved)
-  std::vector<float> weight_;             // per term, count / total (derived)
+  std::vector<float> weight_;              // per term, count / total (derived)
   std::vector<const PredictorBase*> base_;
   bool shared_sketch_ = false;
   std::vector<std::pair<std::string, double>> scores_;  // OOF AIQ per candidate, then "stack" (not saved)

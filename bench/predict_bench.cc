@@ -1,4 +1,4 @@
-// One routing decision = featurise the prompt + predict every expert with the default predictor + argmax.
+// One routing decision = featurise the prompt + predict every expert with the default predictor (the stack) + argmax.
 // Trained on half of mmlu-pro; decisions are timed over prompts of the other half. Reports median and p99 latency
 // as counters (microseconds).
 #include <benchmark/benchmark.h>
@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <numeric>
+#include <string>
 
 #include "baton/dataset.h"
 #include "baton/predictor.h"
@@ -15,7 +17,8 @@
 
 namespace {
 
-void BM_RoutingDecision(benchmark::State& state) {
+// `name` empty = the default predictor (PredictorNames().front(), the stack).
+void RoutingDecision(benchmark::State& state, const std::string& name) {
   static baton::StatusOr<baton::Dataset> ds = baton::LoadDatasetDir(std::string(BATON_SOURCE_DIR) + "/data/mmlu-pro");
   if (!ds.ok()) {
     state.SkipWithError(ds.status().ToString().c_str());
@@ -23,9 +26,10 @@ void BM_RoutingDecision(benchmark::State& state) {
   }
   std::vector<size_t> train_rows, test_rows;
   for (size_t q = 0; q < ds->num_queries(); ++q) (q % 2 ? test_rows : train_rows).push_back(q);
-  static std::unique_ptr<baton::Predictor> p;
+  static std::map<std::string, std::unique_ptr<baton::Predictor>> trained;
+  std::unique_ptr<baton::Predictor>& p = trained[name];
   if (!p) {
-    auto made = baton::MakePredictor(baton::PredictorNames().front());
+    auto made = baton::MakePredictor(name.empty() ? baton::PredictorNames().front() : name);
     p = std::move(*made);
     const baton::Status st = p->Fit(ds->SelectQueries(train_rows));
     if (!st.ok()) {
@@ -51,8 +55,22 @@ void BM_RoutingDecision(benchmark::State& state) {
     state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
     state.counters["experts"] = static_cast<double>(p->num_experts());
   }
+  state.SetLabel(p->name() + ": " + p->Describe());
+}
+void BM_RoutingDecision(benchmark::State& state) {
+  RoutingDecision(state, "");
 }
 BENCHMARK(BM_RoutingDecision)->Iterations(10000)->Unit(benchmark::kMicrosecond);
+// Every router by name, for comparison (the stack's candidates among them): BM_RoutingDecision/<name>.
+[[maybe_unused]] const bool kRegistered = [] {
+  for (const std::string& name : baton::PredictorNames()) {
+    benchmark::RegisterBenchmark(("BM_RoutingDecision/" + name).c_str(),
+                                 [name](benchmark::State& st) { RoutingDecision(st, name); })
+        ->Iterations(2000)
+        ->Unit(benchmark::kMicrosecond);
+  }
+  return true;
+}();
 
 }  // namespace
 

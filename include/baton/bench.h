@@ -30,10 +30,14 @@
 // observed one, stop when the default router's predicted score for it is >= t, else call the next; the answer is the
 // last called expert's, the cost the sum over all called experts; t swept over [0, 1]).
 //
-// Default router: the one `baton serve` would use, chosen by k-fold cross-validation INSIDE train only: best mean AIQ
-// over the folds (each fold's AIQ with C = the largest cost among the candidates and singles on that fold) among the
-// candidates (default: every router benchmarked), trained with cross_validate = false inside folds to keep it cheap;
-// test results never influence it.
+// Default router: the one `baton fit` and `baton serve` use. When "stack" is benchmarked and no shortlist
+// (BenchOptions::default_candidates) is given, it is "stack" (src/predict/stack.cc): a weighted mean of the other
+// routers whose weights are chosen by greedy selection on out-of-fold AIQ inside train; each router's cv_aiq is then
+// its out-of-fold AIQ that the stack compared (the stack's own is that of its selected blend, optimistic since it
+// was selected on the same out-of-fold data). With a shortlist: chosen by k-fold cross-validation INSIDE train only:
+// best mean AIQ over the folds (each fold's AIQ with C = the largest cost among the candidates and singles on that
+// fold), trained with cross_validate = false inside folds to keep it cheap. Either way test results never influence
+// it.
 //
 // Thread-safety: all functions are pure (RunBench reports progress through the caller's callback from the calling
 // thread); results are plain values.
@@ -269,7 +273,8 @@ using PredictorFactory =
 struct BenchOptions {
   std::vector<std::string> routers;             // predictor names; empty = PredictorNames(). Default: all
   std::vector<std::string> default_candidates;  // shortlist for the CV default choice (ties: the earlier one);
-                                                // empty = all of `routers`. Default: empty
+                                                // empty = "stack" when among `routers`, else all of `routers`.
+                                                // Default: empty
   size_t cv_folds = 3;               // folds for the default choice (1 = skip CV, take the first). Default: 3
   size_t num_lambdas = 40;           // log-spaced lambdas besides 0. Default: 40
   size_t breakpoint_lambdas = 1500;  // plus up to this many lambdas between exact break-points (BreakpointLambdas),

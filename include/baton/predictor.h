@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "baton/dataset.h"
@@ -64,9 +65,14 @@ class Predictor {
   }
   // One line on the hyper-parameters training chose (by cross-validation or defaults), e.g. "k=20 shrink=5".
   virtual std::string Describe() const { return ""; }
+  // A predictor that chooses among other predictors on train-only out-of-fold data ("stack") reports, after Fit(),
+  // the routing measure it compared them by: (predictor name, out-of-fold AIQ) per candidate, its own blend last.
+  // Empty for the others, and after LoadState (not saved).
+  virtual std::vector<std::pair<std::string, double>> SelectionScores() const { return {}; }
 };
 
-// Names MakePredictor accepts, the default first.
+// Names MakePredictor accepts, the default first: "stack", the default of `baton fit`, `baton serve` (a gateway
+// that trains its router) and `baton bench`.
 std::vector<std::string> PredictorNames();
 // InvalidArgument (listing the known names) for an unknown name.
 StatusOr<std::unique_ptr<Predictor>> MakePredictor(const std::string& name, const PredictorOptions& options = {});

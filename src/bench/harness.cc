@@ -15,6 +15,7 @@ namespace baton {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr const char* kStackRouter = "stack";
 
 double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -277,9 +278,12 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   }
   const int strong = ne == 2 ? static_cast<int>(best) : -1, weak = ne == 2 ? 1 - static_cast<int>(best) : -1;
 
-  // Default router: cross-validation inside train among a shortlist.
+  // Default router: the stack (which chooses its own weights on out-of-fold AIQ inside train) when it is benchmarked
+  // and no shortlist is given; otherwise cross-validation inside train among the shortlist.
+  const bool stack_default =
+      options.default_candidates.empty() && std::find(routers.begin(), routers.end(), kStackRouter) != routers.end();
   std::vector<std::string> candidates = options.default_candidates;
-  if (candidates.empty()) candidates = routers;
+  if (candidates.empty()) candidates = stack_default ? std::vector<std::string>{kStackRouter} : routers;
   for (const std::string& n : candidates) {
     if (std::find(routers.begin(), routers.end(), n) == routers.end()) {
       return Status::InvalidArgument(fmt::format("default candidate '{}' is not among the routers benchmarked", n));
@@ -299,6 +303,8 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
       scores +=
           fmt::format("{}{} {}", scores.empty() ? "" : ", ", n, cv.count(n) ? fmt::format("{:.4f}", cv[n]) : "failed");
     b.default_selection = fmt::format("best mean AIQ over {} folds of train among: {}", options.cv_folds, scores);
+  } else if (stack_default) {
+    b.default_selection = "stack (weights by greedy selection on out-of-fold AIQ over 3 folds of train)";
   } else {
     b.default_selection = "first candidate (no cross-validation)";
   }
@@ -308,6 +314,7 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   const std::vector<float> pc = PredictCosts(cost_model, test);
   std::vector<std::vector<float>> preds;  // per router, for the per-point metrics
   std::vector<float> default_pred;
+  std::map<std::string, double> stack_cv;  // the stack's out-of-fold AIQ per router (stack_default)
   std::unique_ptr<CurveBootstrap> boot;
   std::vector<CurveBootstrap::Curve> boot_curves;  // per router
   if (options.bootstrap > 0) {
@@ -334,12 +341,26 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
     Sweep s = SweepLambdas(test, ps, pc, strong, options.num_lambdas, options.breakpoint_lambdas, on_choice);
     r.curve = std::move(s.curve);
     if (cv.count(name)) r.cv_aiq = cv[name];
+    if (stack_default && name == kStackRouter) {
+      // The stack's out-of-fold AIQ per candidate: the cross-validation figures of this run (train only).
+      std::string scores;
+      for (const auto& [n, a] : p->SelectionScores()) {
+        stack_cv[n] = a;
+        scores += fmt::format("{}{} {:.4f}", scores.empty() ? "" : ", ", n, a);
+      }
+      b.default_selection = fmt::format("stack: {}; out-of-fold AIQ on train (3 folds): {}", p->Describe(),
+                                        scores.empty() ? "none (too few queries)" : scores);
+      log("default router: " + b.default_selection);
+    }
     if (r.is_default) default_pred = ps;
     preds.push_back(std::move(ps));
     b.routers.push_back(std::move(r));
     log(fmt::format("{}: trained in {:.1f}s, swept {} lambdas", name, b.routers.back().train_seconds,
                     b.routers.back().curve.size()));
   }
+
+  for (RouterResult& r : b.routers)
+    if (std::isnan(r.cv_aiq) && stack_cv.count(r.name)) r.cv_aiq = stack_cv[r.name];
 
   // The cascade, driven by the default router's predicted scores; experts cheap -> expensive by train cost.
   std::vector<size_t> order(ne);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "baton/bench.h"
+#include "predict/test_data.h"
 
 namespace baton {
 namespace {
@@ -91,6 +92,43 @@ TEST(BenchHarnessTest, OneDefaultAndSaneCurves) {
   for (const auto& x : j["routers"]) json_defaults += x["default"].get<bool>();
   EXPECT_EQ(json_defaults, 1);
   EXPECT_FALSE(j["routers"][0].contains("apgr"));  // three experts: no RouteLLM metrics
+}
+
+// The default (the stack) is chosen on train only: scrambling every recorded score of the test split changes the
+// test figures but neither the default, nor the stack's weights, nor any cross-validation figure.
+TEST(BenchHarnessTest, DefaultAndCrossValidationIgnoreTheTestSplit) {
+  Dataset all = predict::testdata::TwoSkillDataset(240, 7, 0.2);
+  auto split = RandomSplit(all.num_queries(), 0.5, 0);
+  ASSERT_TRUE(split.ok());
+  Dataset train = all.SelectQueries(split->train), test = all.SelectQueries(split->test);
+  BenchOptions o;
+  o.routers = {"domain-prior", "stack", "factorized"};
+  o.num_lambdas = 10;
+  o.breakpoint_lambdas = 50;
+  o.bootstrap = 0;
+  auto before = RunBench(train, test, o);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  std::mt19937_64 rng(11);
+  for (size_t q = 0; q < test.num_queries(); ++q)
+    for (size_t e = 0; e < test.num_experts(); ++e)
+      test.Set(q, e, static_cast<float>(rng() % 2), test.cost(q, e));  // scrambled scores
+  auto after = RunBench(train, test, o);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(before->default_router, "stack");
+  EXPECT_EQ(after->default_router, before->default_router);
+  EXPECT_EQ(after->default_selection, before->default_selection);  // includes the stack's weights and OOF AIQs
+  EXPECT_NE(before->default_selection.find("weights:"), std::string::npos) << before->default_selection;
+  ASSERT_EQ(after->routers.size(), before->routers.size());
+  bool test_changed = false;
+  for (size_t i = 0; i < before->routers.size(); ++i) {
+    const RouterResult &a = before->routers[i], &b = after->routers[i];
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.is_default, b.is_default);
+    EXPECT_FALSE(std::isnan(a.cv_aiq)) << a.name;
+    EXPECT_EQ(a.cv_aiq, b.cv_aiq) << a.name;  // bit-for-bit
+    test_changed |= a.aiq != b.aiq;
+  }
+  EXPECT_TRUE(test_changed);  // the scrambling did reach the test figures
 }
 
 TEST(BenchHarnessTest, RejectsUnknownRouterAndEmptySplit) {

@@ -81,6 +81,15 @@ uint32_t PredictorBase::SubId(std::string_view domain, std::string_view subdomai
   return it == sub_index_.end() ? kNoDomain : it->second;
 }
 
+bool PredictorBase::SameFeaturizer(const PredictorBase& other) const {
+  if (text_ != other.text_) return false;
+  std::string a, b;
+  ByteWriter wa(&a), wb(&b);
+  featurizer_.Save(&wa);
+  other.featurizer_.Save(&wb);
+  return a == b;
+}
+
 void PredictorBase::SaveBase(ByteWriter* w) const {
   w->Strs(experts_);
   w->Strs(domains_);

@@ -84,6 +84,17 @@ class PredictorBase : public Predictor {
   explicit PredictorBase(const PredictorOptions& options) : options_(options) {}
   const std::vector<std::string>& experts() const override { return experts_; }
 
+  // Prompt-sketch sharing (the stack featurises once for all its components). A text predictor's Predict() is
+  // Embed + PredictSketch; the others ignore the sketch. REQUIRES for PredictSketch: z = this->Embed(q.text).
+  bool uses_text() const { return text_; }
+  void Embed(std::string_view text, float* z) const { featurizer_.Embed(text, std::span<float>(z, kEmbedDim)); }
+  virtual void PredictSketch(const QueryView& q, const float* z, std::span<float> out) const {
+    (void)z;
+    Predict(q, out);
+  }
+  // Whether `other`'s featurizer maps every prompt to the same sketch as this one's (same learned state).
+  bool SameFeaturizer(const PredictorBase& other) const;
+
  protected:
   // Copies the vocabulary of `train`, fits the featurizer when `text`, and fills `td`. FailedPrecondition when there
   // is no observed cell.
@@ -91,8 +102,6 @@ class PredictorBase : public Predictor {
   uint32_t DomainId(std::string_view domain) const;
   // The (domain, sub-domain) pair's id; kNoDomain when either is empty or unseen in training.
   uint32_t SubId(std::string_view domain, std::string_view subdomain) const;
-  // Dense sketch of the prompt into z (kEmbedDim floats).
-  void Embed(std::string_view text, float* z) const { featurizer_.Embed(text, std::span<float>(z, kEmbedDim)); }
   void SaveBase(ByteWriter* w) const;
   void LoadBase(ByteReader* r);
   bool fitted() const { return !experts_.empty(); }
@@ -174,5 +183,6 @@ std::unique_ptr<Predictor> NewRouterBenchKnnPredictor(const PredictorOptions& o)
 std::unique_ptr<Predictor> NewRouteLlmMfPredictor(const PredictorOptions& o);
 std::unique_ptr<Predictor> NewRouterBenchMlpPredictor(const PredictorOptions& o);
 std::unique_ptr<Predictor> NewEnsemblePredictor(const PredictorOptions& o);
+std::unique_ptr<Predictor> NewStackPredictor(const PredictorOptions& o);
 
 }  // namespace baton::predict

@@ -142,8 +142,12 @@ class FactorizedPredictor final : public PredictorBase {
   }
 
   void Predict(const QueryView& q, std::span<float> out) const override {
-    float z[kEmbedDim], h[kRank];
+    float z[kEmbedDim];
     Embed(q.text, z);
+    PredictSketch(q, z, out);
+  }
+  void PredictSketch(const QueryView& q, const float* z, std::span<float> out) const override {
+    float h[kRank];
     model_.Project(z, h);
     const uint32_t dom = DomainId(q.domain), sub = SubId(q.domain, q.subdomain);
     for (size_t e = 0; e < out.size(); ++e) out[e] = Sigmoid(model_.LogitOf(z, h, dom, sub, e));

@@ -99,6 +99,9 @@ class NeighborPredictor final : public PredictorBase {
   void Predict(const QueryView& q, std::span<float> out) const override {
     float z[kEmbedDim];
     Embed(q.text, z);
+    PredictSketch(q, z, out);
+  }
+  void PredictSketch(const QueryView& q, const float* z, std::span<float> out) const override {
     thread_local std::vector<float> sims;
     thread_local Neighbors nb;
     sims.resize(n_);

@@ -184,6 +184,10 @@ class NetPredictor final : public PredictorBase {
   void Predict(const QueryView& q, std::span<float> out) const override {
     float z[kEmbedDim];
     Embed(q.text, z);
+    PredictSketch(q, z, out);
+  }
+  void PredictSketch(const QueryView& q, const float* z, std::span<float> out) const override {
+    (void)q;
     net_.Forward(z, out);
   }
   void SaveState(std::string* out) const override {

@@ -13,9 +13,9 @@ struct Entry {
 };
 
 constexpr Entry kEntries[] = {
-    // The default for `baton fit` and `baton serve`: one routing decision costs ~20 us (bench/RESULTS.md). `baton
-    // bench`
-    // picks its own default per dataset by cross-validation on train, over every router below.
+    // The default of `baton fit`, `baton serve` and `baton bench`: a weighted mean of the routers below, weights
+    // chosen by greedy selection on out-of-fold AIQ inside train (stack.cc).
+    {"stack", predict::NewStackPredictor},
     {"factorized", predict::NewFactorizedPredictor},
     // A log-loss-weighted mix of domain-prior, factorized, knn and routerbench-mlp: ties or slightly beats each on
     // train-only validation, at the price of running all four (the kNN search dominates) on every decision.

@@ -99,8 +99,8 @@ class ReplayData {
 };
 
 struct ReplayOutcome {
-  double accuracy = 0;   // share of queries answered correctly
-  double cost = 0;       // mean cost per query (USD): the sum of the generators' recorded costs
+  double accuracy = 0;  // share of queries answered correctly
+  double cost = 0;      // mean cost per query (USD): the sum of the generators' recorded costs
   size_t queries = 0;
 };
 

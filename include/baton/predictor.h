@@ -107,6 +107,10 @@ class CostModel {
   std::unordered_map<std::string, size_t> domain_index_;  // derived from domains_
 };
 
+// The cost model's estimate for every query of `ds`, a num_queries x num_experts row-major matrix (bench sweeps and
+// the self-play simulation price their routing decisions with it).
+std::vector<float> PredictAllCosts(const CostModel& cm, const Dataset& ds);
+
 // Model files: a trained predictor plus its cost model, versioned and checksummed. Loading a file from another
 // version or a corrupted one is DataLoss / FailedPrecondition with a message that says which; a loaded model
 // predicts bit-for-bit what the saved one did.

@@ -37,9 +37,9 @@ enum class DimKind { kInt, kReal, kCategorical, kBool };
 struct Dimension {
   std::string name;
   DimKind kind = DimKind::kInt;
-  double min = 0, max = 1;               // kInt (inclusive, min + i*step) and kReal
-  double step = 1;                       // kInt only
-  std::vector<std::string> values;       // kCategorical
+  double min = 0, max = 1;          // kInt (inclusive, min + i*step) and kReal
+  double step = 1;                  // kInt only
+  std::vector<std::string> values;  // kCategorical
   // Number of distinct values (kReal: 0 = continuous).
   size_t Cardinality() const;
   // The i-th value of a discrete dimension, as stored in a Point.
@@ -93,7 +93,7 @@ StatusOr<Algorithm> ParseAlgorithm(const std::string& name);
 
 struct SearchOptions {
   Algorithm algorithm = Algorithm::kBayes;
-  size_t budget = 50;   // objective evaluations (distinct points); rejected points do not count
+  size_t budget = 50;  // objective evaluations (distinct points); rejected points do not count
   uint64_t seed = 0;
   // bayes: random initial points; 0 = clamp(dimensions + 1, 3, 10) (Branin 3, Hartmann-6 7, the replay space 4).
   size_t initial_points = 0;
@@ -131,7 +131,7 @@ struct SearchResult {
 // Runs the search. Stops early when a discrete space has no unevaluated feasible point left. Errors: an objective's
 // failure (returned as is), an empty space, budget 0.
 StatusOr<SearchResult> RunSearch(const Space& space, const Objective& objective, const Feasible& feasible,
-                           const SearchOptions& options);
+                                 const SearchOptions& options);
 
 // --- The Gaussian process (public for tests and for reuse) ---
 
@@ -170,7 +170,7 @@ class GaussianProcess {
   Eigen::VectorXd ys_;  // standardised
   double y_mean_ = 0, y_std_ = 1;
   GpHyper hyper_;
-  Eigen::MatrixXd L_;   // Cholesky factor of K + (noise + jitter) I
+  Eigen::MatrixXd L_;  // Cholesky factor of K + (noise + jitter) I
   Eigen::VectorXd alpha_;
 };
 

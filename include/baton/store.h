@@ -104,6 +104,8 @@ struct ArchonCallRecord {
   double latency_ms = 0;
   std::string status = "ok";  // "ok" or the call's error
   std::string parse = "n/a";  // how its output parsed: "ok", "n/a" (nothing to parse), "failed: ...", "partial: ..."
+};
+
 // A client's judgement of a request the gateway answered (POST /v1/feedback; schema v5). At most one per request.
 struct FeedbackRecord {
   std::string request_id;       // the request's x-request-id

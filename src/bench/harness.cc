@@ -21,15 +21,6 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::vector<float> PredictCosts(const CostModel& cm, const Dataset& ds) {
-  const size_t ne = ds.num_experts();
-  std::vector<float> out(ds.num_queries() * ne);
-  for (size_t q = 0; q < ds.num_queries(); ++q) {
-    cm.Predict({.text = ds.query(q).text, .domain = ds.query(q).domain}, std::span<float>(out.data() + q * ne, ne));
-  }
-  return out;
-}
-
 struct Sweep {
   std::vector<CurvePoint> curve;
 };
@@ -104,7 +95,7 @@ std::map<std::string, double> CrossValidate(const Dataset& train, const std::vec
     const Dataset dtr = train.SelectQueries(tr), dho = train.SelectQueries(ho);
     StatusOr<CostModel> cm = CostModel::Fit(dtr);
     if (!cm.ok()) continue;
-    const std::vector<float> pc = PredictCosts(*cm, dho);
+    const std::vector<float> pc = PredictAllCosts(*cm, dho);
     std::map<std::string, std::vector<CurvePoint>> curves;
     double c_max = 0;
     for (const ExpertPoint& s : EvaluateSingles(dho))
@@ -311,7 +302,7 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   log(fmt::format("default router: {} ({})", b.default_router, b.default_selection));
 
   BATON_ASSIGN_OR_RETURN(CostModel cost_model, CostModel::Fit(train));
-  const std::vector<float> pc = PredictCosts(cost_model, test);
+  const std::vector<float> pc = PredictAllCosts(cost_model, test);
   std::vector<std::vector<float>> preds;  // per router, for the per-point metrics
   std::vector<float> default_pred;
   std::map<std::string, double> stack_cv;  // the stack's out-of-fold AIQ per router (stack_default)

@@ -123,7 +123,8 @@ StatusOr<Problem> MakeProblem(const Opts& o, Recorded* rec) {
     return p;
   }
   if (o.objective != "recorded") {
-    return Status::InvalidArgument(fmt::format("unknown --objective '{}' (recorded, branin or hartmann6)", o.objective));
+    return Status::InvalidArgument(
+        fmt::format("unknown --objective '{}' (recorded, branin or hartmann6)", o.objective));
   }
   if (o.space_file.empty()) return Status::InvalidArgument("--objective recorded needs --space FILE");
   if (o.data.empty()) return Status::InvalidArgument("--objective recorded needs --data DIR (with responses.jsonl)");
@@ -201,17 +202,20 @@ Status RunSearchCommand(const Opts& o) {
     if (p.space.AllDiscrete() && p.space.NumPoints() <= 1000000) {
       BATON_ASSIGN_OR_RETURN(Enumerated e, Enumerate(p));
       p.target = e.best;
-      p.target_note = fmt::format("the global best score {:.6f} (enumerated {} points, {} feasible, {} optimal)", e.best,
-                                  e.points, e.feasible, e.optimal);
-      out["global_best"] = {{"score", e.best},           {"config", e.key},         {"points", e.points},
-                            {"feasible", e.feasible},    {"optimal_points", e.optimal}};
+      p.target_note = fmt::format("the global best score {:.6f} (enumerated {} points, {} feasible, {} optimal)",
+                                  e.best, e.points, e.feasible, e.optimal);
+      out["global_best"] = {{"score", e.best},
+                            {"config", e.key},
+                            {"points", e.points},
+                            {"feasible", e.feasible},
+                            {"optimal_points", e.optimal}};
     }
   }
   if (p.target) out["target"] = {{"score", *p.target}, {"meaning", p.target_note}};
 
   auto trial_json = [&](const search::Trial& t, size_t index) {
-    nlohmann::json j = {{"index", index}, {"config", ConfigJson(p.space, t.point)}, {"score", t.eval.score},
-                        {"cost", t.eval.cost}};
+    nlohmann::json j = {
+        {"index", index}, {"config", ConfigJson(p.space, t.point)}, {"score", t.eval.score}, {"cost", t.eval.cost}};
     if (p.archon) {
       const Config c = archon_search::ConfigOf(p.space, t.point);
       j["calls"] = archon_search::CallCount(c);
@@ -222,7 +226,8 @@ Status RunSearchCommand(const Opts& o) {
 
   if (o.seeds > 0) {
     // Study mode: one search per seed, evaluations to first reach the target.
-    if (!p.target) return Status::InvalidArgument("--seeds needs a known optimum: a test function or a small replay space");
+    if (!p.target)
+      return Status::InvalidArgument("--seeds needs a known optimum: a test function or a small replay space");
     nlohmann::json runs = nlohmann::json::array();
     std::vector<double> reached;
     size_t missed = 0;
@@ -263,12 +268,16 @@ Status RunSearchCommand(const Opts& o) {
                                               : (censored[censored.size() / 2 - 1] + censored[censored.size() / 2]) / 2;
     out["seeds"] = o.seeds;
     out["runs"] = runs;
-    out["summary"] = {{"reached", reached.size()},     {"not_reached", missed}, {"mean_evals", mean},
-                      {"median_evals", median}, {"censored_at", o.budget + 1}};
-    fmt::print("{} {} on {}: target reached in {}/{} seeds; evaluations to reach it: mean {:.1f}, median {:.1f}{} "
-               "(target: {})\n",
-               o.objective, search::AlgorithmName(algo), p.name, reached.size(), o.seeds, mean, median,
-               missed ? fmt::format(" (misses counted as {})", o.budget + 1) : "", p.target_note);
+    out["summary"] = {{"reached", reached.size()},
+                      {"not_reached", missed},
+                      {"mean_evals", mean},
+                      {"median_evals", median},
+                      {"censored_at", o.budget + 1}};
+    fmt::print(
+        "{} {} on {}: target reached in {}/{} seeds; evaluations to reach it: mean {:.1f}, median {:.1f}{} "
+        "(target: {})\n",
+        o.objective, search::AlgorithmName(algo), p.name, reached.size(), o.seeds, mean, median,
+        missed ? fmt::format(" (misses counted as {})", o.budget + 1) : "", p.target_note);
     if (!o.json.empty()) BATON_RETURN_IF_ERROR(WriteFileAtomically(o.json, out.dump(2) + "\n"));
     return Status::Ok();
   }
@@ -279,8 +288,8 @@ Status RunSearchCommand(const Opts& o) {
   so.seed = o.seed;
   if (!o.quiet) {
     so.on_eval = [&](size_t i, const Point& x, const search::Evaluation& e, double best) {
-      fmt::print(stderr, "eval {}/{}: {} score {:.6g} cost {:.6g} (best {:.6g})\n", i, o.budget, p.space.Key(x), e.score,
-                 e.cost, best);
+      fmt::print(stderr, "eval {}/{}: {} score {:.6g} cost {:.6g} (best {:.6g})\n", i, o.budget, p.space.Key(x),
+                 e.score, e.cost, best);
     };
   }
   BATON_ASSIGN_OR_RETURN(search::SearchResult r, search::RunSearch(p.space, p.objective, p.feasible, so));
@@ -296,9 +305,9 @@ Status RunSearchCommand(const Opts& o) {
     const size_t n = r.EvalsToReach(*p.target - 1e-12);
     out["evals_to_target"] = n == 0 ? nlohmann::json(nullptr) : nlohmann::json(n);
   }
-  std::string summary = fmt::format("best {} score {:.6g} first found at evaluation {} of {}",
-                                    p.space.Key(r.trials[r.best].point), r.trials[r.best].eval.score, r.first_found_at,
-                                    r.trials.size());
+  std::string summary =
+      fmt::format("best {} score {:.6g} first found at evaluation {} of {}", p.space.Key(r.trials[r.best].point),
+                  r.trials[r.best].eval.score, r.first_found_at, r.trials.size());
   if (p.archon) {
     // Test-split figures: the best architecture and the best single expert (by train accuracy), side by side.
     const Config best = archon_search::ConfigOf(p.space, r.trials[r.best].point);
@@ -353,8 +362,9 @@ Command AddArchonSearchSubcommand(CLI::App& archon) {
       ->check(NonNegativeInt());
   app->add_option("--lambda", o->lambda, "cost penalty: score = accuracy - lambda * mean cost per query in USD")
       ->check(NonNegative());
-  app->add_option("--tolerance", o->tolerance, "test functions: relative distance to the published optimum that "
-                                               "counts as reaching it (default 0.01)")
+  app->add_option("--tolerance", o->tolerance,
+                  "test functions: relative distance to the published optimum that "
+                  "counts as reaching it (default 0.01)")
       ->check(NonNegative());
   app->add_option("--json", o->json, "write every evaluated configuration, the best and the summary to this file");
   app->add_flag("--quiet", o->quiet, "no progress line per evaluation on stderr");

@@ -113,12 +113,11 @@ int Run(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "baton 0.1.0");
   std::vector<baton::cli::Command> commands = {
-      baton::cli::AddImportCommand(app), baton::cli::AddImportWideCommand(app), baton::cli::AddExportWideCommand(app),
-      baton::cli::AddStatsCommand(app),  baton::cli::AddDatasetsCommand(app),   baton::cli::AddFitCommand(app),
-      baton::cli::AddBenchCommand(app),  baton::cli::AddUniverseCommand(app),   baton::cli::AddRouteCommand(app),
-      baton::cli::AddServeCommand(app),  baton::cli::AddPredictCommand(app),   baton::cli::AddArchonCommand(app),
-      baton::cli::AddOnboardCommand(app),
-      baton::cli::AddSelfPlayCommand(app), baton::cli::AddSelfPlaySimCommand(app),
+      baton::cli::AddImportCommand(app),  baton::cli::AddImportWideCommand(app), baton::cli::AddExportWideCommand(app),
+      baton::cli::AddStatsCommand(app),   baton::cli::AddDatasetsCommand(app),   baton::cli::AddFitCommand(app),
+      baton::cli::AddBenchCommand(app),   baton::cli::AddUniverseCommand(app),   baton::cli::AddRouteCommand(app),
+      baton::cli::AddServeCommand(app),   baton::cli::AddPredictCommand(app),    baton::cli::AddArchonCommand(app),
+      baton::cli::AddOnboardCommand(app), baton::cli::AddSelfPlayCommand(app),   baton::cli::AddSelfPlaySimCommand(app),
   };
   if (int rc = CheckCommandLine(app, argc, argv); rc >= 0) return rc;
   try {

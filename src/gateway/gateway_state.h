@@ -74,7 +74,8 @@ const ServedArchitecture* FindArchitecture(const Gateway::State& s, std::string_
 // through `ex` in every case; never throws.
 void HandleChatCompletions(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex);
 
-// POST /v1/feedback (feedback_handler.cc): answers through `ex` in every case, once the store has decided; never throws.
+// POST /v1/feedback (feedback_handler.cc): answers through `ex` in every case, once the store has decided; never
+// throws.
 void HandleFeedback(Gateway::State& s, HttpRequest req, std::shared_ptr<HttpExchange> ex);
 
 // Re-reads the router model file and swaps it in (Gateway::ReloadRouter).

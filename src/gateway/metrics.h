@@ -63,7 +63,7 @@ class Metrics {
   // (architecture, layer, component, status); guarded by mu_. Bounded: architectures and their layers are configured.
   std::map<std::tuple<std::string, int, std::string, std::string>, int64_t> archon_calls_;
   std::map<std::pair<std::string, std::string>, int64_t> archon_runs_;  // (architecture, outcome); guarded by mu_
-  std::map<std::string, int64_t> feedback_;                          // by result; guarded by mu_
+  std::map<std::string, int64_t> feedback_;                             // by result; guarded by mu_
   std::atomic<int64_t> fallbacks_{0};
   std::atomic<int64_t> reloads_ok_{0}, reloads_failed_{0};
   std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets_{};  // last = +Inf

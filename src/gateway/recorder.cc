@@ -105,6 +105,8 @@ bool Recorder::LogArchonCalls(std::vector<ArchonCallRecord> calls) {
     for (const ArchonCallRecord& c : calls) BATON_RETURN_IF_ERROR(s.LogArchonCall(c));
     return Status::Ok();
   });
+}
+
 bool Recorder::RecordFeedback(FeedbackSubmission f, std::function<void(StatusOr<FeedbackResult>)> done) {
   auto result = std::make_shared<StatusOr<FeedbackResult>>(Status::Internal("feedback was not processed"));
   const bool queued = Enqueue([f = std::move(f), result](Store& s) -> Status {

@@ -133,4 +133,13 @@ StatusOr<CostModel> CostModel::Deserialize(std::string_view bytes) {
   return m;
 }
 
+std::vector<float> PredictAllCosts(const CostModel& cm, const Dataset& ds) {
+  const size_t ne = ds.num_experts();
+  std::vector<float> out(ds.num_queries() * ne);
+  for (size_t q = 0; q < ds.num_queries(); ++q) {
+    cm.Predict({.text = ds.query(q).text, .domain = ds.query(q).domain}, std::span<float>(out.data() + q * ne, ne));
+  }
+  return out;
+}
+
 }  // namespace baton

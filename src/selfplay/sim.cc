@@ -32,15 +32,6 @@ void Shuffle(std::vector<T>& v, uint64_t& s) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[Next(s) % i]);
 }
 
-std::vector<float> PredictCosts(const CostModel& cm, const Dataset& ds) {
-  const size_t ne = ds.num_experts();
-  std::vector<float> out(ds.num_queries() * ne);
-  for (size_t q = 0; q < ds.num_queries(); ++q) {
-    cm.Predict({.text = ds.query(q).text, .domain = ds.query(q).domain}, std::span<float>(out.data() + q * ne, ne));
-  }
-  return out;
-}
-
 struct Fitted {
   std::unique_ptr<Predictor> predictor;
   CostModel cost;
@@ -74,7 +65,7 @@ class Sim {
     BATON_ASSIGN_OR_RETURN(f.predictor, MakePredictor(router_, {.seed = o_.seed, .cross_validate = false}));
     BATON_RETURN_IF_ERROR(f.predictor->Fit(train).WithContext("training " + router_ + " on the paid outcomes"));
     BATON_ASSIGN_OR_RETURN(f.cost, CostModel::Fit(train));
-    const std::vector<float> ps = PredictAll(*f.predictor, test_), pc = PredictCosts(f.cost, test_);
+    const std::vector<float> ps = PredictAll(*f.predictor, test_), pc = PredictAllCosts(f.cost, test_);
     std::vector<double> grid = LambdaGrid(ps, pc, ne, 40);
     if (o_.breakpoint_lambdas > 0) {
       const std::vector<double> b = BreakpointLambdas(ps, pc, ne, o_.breakpoint_lambdas);
@@ -94,7 +85,7 @@ class Sim {
   // The current router's predictions on the pool (what the loop may look at: never the test split).
   void PredictPool(const Fitted& f, std::vector<float>& ps, std::vector<float>& pc) const {
     ps = PredictAll(*f.predictor, pool_);
-    pc = PredictCosts(f.cost, pool_);
+    pc = PredictAllCosts(f.cost, pool_);
   }
 
  private:

@@ -77,9 +77,19 @@ TEST(StoreTest, RequestLogAndResponses) {
 TEST(StoreTest, ArchonCallsRoundTripByRun) {
   auto store = Store::Open(":memory:");
   ASSERT_TRUE(store.ok());
-  ArchonCallRecord a{.time_unix_ms = 5, .run_id = "r1", .architecture = "moa", .layer = 1, .component_index = 2,
-                     .component = "verifier:verdict", .expert = "gpt", .prompt_tokens = 10, .completion_tokens = 3,
-                     .cost_usd = 0.25, .latency_ms = 12.5, .status = "ok", .parse = "failed: no verdict word"};
+  ArchonCallRecord a{.time_unix_ms = 5,
+                     .run_id = "r1",
+                     .architecture = "moa",
+                     .layer = 1,
+                     .component_index = 2,
+                     .component = "verifier:verdict",
+                     .expert = "gpt",
+                     .prompt_tokens = 10,
+                     .completion_tokens = 3,
+                     .cost_usd = 0.25,
+                     .latency_ms = 12.5,
+                     .status = "ok",
+                     .parse = "failed: no verdict word"};
   ArchonCallRecord b = a;
   b.run_id = "r2";
   b.status = "UNAVAILABLE: down";

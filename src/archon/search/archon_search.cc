@@ -15,14 +15,14 @@
 
 namespace baton::archon_search {
 
-using search::DimKind;
 using search::Dimension;
+using search::DimKind;
 
 namespace {
 
 const std::set<std::string>& KnownNames() {
-  static const std::set<std::string> k = {"generators", "samples", "fusion_layers", "fusers",      "critic",
-                                          "ranker",     "verifier", "unit_tests",   "aggregation", "ranking"};
+  static const std::set<std::string> k = {"generators", "samples",  "fusion_layers", "fusers",      "critic",
+                                          "ranker",     "verifier", "unit_tests",    "aggregation", "ranking"};
   return k;
 }
 
@@ -34,7 +34,8 @@ StatusOr<ArchonSpace> ParseArchonSpace(const std::string& json_text) {
   const nlohmann::json j = nlohmann::json::parse(json_text);  // valid: ParseSpace parsed it
   out.name = j.value("name", std::string("archon-search"));
   if (j.contains("experts")) {
-    if (!j["experts"].is_array()) return Status::InvalidArgument("the space file's \"experts\" must be an array of names");
+    if (!j["experts"].is_array())
+      return Status::InvalidArgument("the space file's \"experts\" must be an array of names");
     for (const auto& e : j["experts"]) {
       if (!e.is_string()) return Status::InvalidArgument("the space file's \"experts\" must be an array of names");
       out.experts.push_back(e.get<std::string>());
@@ -57,13 +58,14 @@ StatusOr<ArchonSpace> ParseArchonSpace(const std::string& json_text) {
         return Status::InvalidArgument(fmt::format("dimension '{}' must be categorical", d.name));
       }
       const std::set<std::string> ok = d.name == "aggregation" ? std::set<std::string>{"vote", "rank", "vote_then_rank"}
-                                                                : std::set<std::string>{"task", "domain"};
+                                                               : std::set<std::string>{"task", "domain"};
       for (const std::string& v : d.values) {
         if (!ok.count(v)) return Status::InvalidArgument(fmt::format("dimension '{}': unknown value '{}'", d.name, v));
       }
     }
     if (!is_bool && !is_cat) {
-      if (d.kind != DimKind::kInt) return Status::InvalidArgument(fmt::format("dimension '{}' must be of type int", d.name));
+      if (d.kind != DimKind::kInt)
+        return Status::InvalidArgument(fmt::format("dimension '{}' must be of type int", d.name));
       const double lo = d.name == "fusion_layers" ? 0 : 1;
       if (d.min < lo) return Status::InvalidArgument(fmt::format("dimension '{}' must be at least {}", d.name, lo));
     }
@@ -117,7 +119,10 @@ nlohmann::json ToArchitecture(const Config& c, const std::vector<std::string>& r
   if (c.unit_tests) layers.push_back(json::array({{{"type", "unit_test_generator"}, {"model", model(0)}}}));
   json gens = json::array();
   for (size_t i = 0; i < k; ++i) {
-    gens.push_back({{"type", "generator"}, {"model", model(i)}, {"samples", c.samples}, {"temperature", c.samples > 1 ? 0.7 : 0.0}});
+    gens.push_back({{"type", "generator"},
+                    {"model", model(i)},
+                    {"samples", c.samples},
+                    {"temperature", c.samples > 1 ? 0.7 : 0.0}});
   }
   layers.push_back(gens);
   if (c.aggregation == "vote") layers.push_back(json::array({{{"type", "vote"}}}));
@@ -166,7 +171,8 @@ StatusOr<std::unique_ptr<ReplayData>> ReplayData::Load(const std::string& dir) {
   }
   const std::string path = dir + "/responses.jsonl";
   std::ifstream in(path);
-  if (!in) return Status::NotFound(fmt::format("{}: cannot open (the replay objective needs recorded responses)", path));
+  if (!in)
+    return Status::NotFound(fmt::format("{}: cannot open (the replay objective needs recorded responses)", path));
   std::string line;
   size_t lineno = 0;
   while (std::getline(in, line)) {
@@ -216,7 +222,8 @@ StatusOr<std::unique_ptr<ReplayData>> ReplayData::Load(const std::string& dir) {
   }
   out->dropped_ = all.size() - keep.size();
   for (size_t q : keep) out->queries_.push_back(std::move(all[q]));
-  if (out->queries_.empty()) return Status::InvalidArgument(fmt::format("{}: no query has a letter answer to replay", dir));
+  if (out->queries_.empty())
+    return Status::InvalidArgument(fmt::format("{}: no query has a letter answer to replay", dir));
   return out;
 }
 

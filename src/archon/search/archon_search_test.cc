@@ -66,7 +66,8 @@ TEST(ArchonSearchSpace, CallCountsAndArchitecture) {
 
 // A tiny recorded dataset: 3 experts, 5 questions of 2 domains. e1 is best overall, e2 best on domain "b".
 std::string WriteTinyData(testing::TempDir& tmp) {
-  tmp.Write("d/models.csv", "model,params_b,usd_per_mtok_in,usd_per_mtok_out,price_source\ne1,,,,x\ne2,,,,x\ne3,,,,x\n");
+  tmp.Write("d/models.csv",
+            "model,params_b,usd_per_mtok_in,usd_per_mtok_out,price_source\ne1,,,,x\ne2,,,,x\ne3,,,,x\n");
   std::string q, o = "query_id,model,score,cost_usd,tokens_in,tokens_out\n", r;
   struct Row {
     const char* id;
@@ -75,10 +76,9 @@ std::string WriteTinyData(testing::TempDir& tmp) {
     const char* ans[3];
   };
   const Row rows[] = {
-      {"q1", "a", "A", {"A", "B", "B"}},  // e1 right, vote wrong (B, B)
-      {"q2", "a", "C", {"C", "C", "D"}},  // all but e3
-      {"q3", "a", "B", {"B", "A", "B"}},
-      {"q4", "b", "D", {"A", "D", "D"}},  // e1 wrong, vote right, e2 right
+      {"q1", "a", "A", {"A", "B", "B"}},                                     // e1 right, vote wrong (B, B)
+      {"q2", "a", "C", {"C", "C", "D"}},                                     // all but e3
+      {"q3", "a", "B", {"B", "A", "B"}}, {"q4", "b", "D", {"A", "D", "D"}},  // e1 wrong, vote right, e2 right
       {"q5", "b", "A", {"B", "A", "C"}},  // three-way tie: vote picks e1's B; vote_then_rank picks e2's A
   };
   for (const Row& x : rows) {
@@ -132,8 +132,9 @@ TEST(ArchonSearchReplay, InfersAcceptedLettersWithoutReferences) {
                                "\n"
                                R"({"id": "q2", "domain": "code", "text": "t", "reference": ""})"
                                "\n");
-  tmp.Write("d/outcomes.csv", "query_id,model,score,cost_usd,tokens_in,tokens_out\nq1,e1,1,0,1,1\nq1,e2,0,0,1,1\n"
-                              "q2,e1,0,0,1,1\nq2,e2,0,0,1,1\n");
+  tmp.Write("d/outcomes.csv",
+            "query_id,model,score,cost_usd,tokens_in,tokens_out\nq1,e1,1,0,1,1\nq1,e2,0,0,1,1\n"
+            "q2,e1,0,0,1,1\nq2,e2,0,0,1,1\n");
   tmp.Write("d/responses.jsonl", R"({"query_id": "q1", "model": "e1", "response": "['C\n']"})"
                                  "\n"
                                  R"({"query_id": "q1", "model": "e2", "response": "['D']"})"

@@ -59,8 +59,7 @@ GpHyper DefaultHyper(Eigen::Index d) {
   return h;
 }
 
-double KernelScaled(const Eigen::VectorXd& a, const Eigen::VectorXd& b, const Eigen::VectorXd& inv_len,
-                    double signal) {
+double KernelScaled(const Eigen::VectorXd& a, const Eigen::VectorXd& b, const Eigen::VectorXd& inv_len, double signal) {
   const double r2 = (a - b).cwiseProduct(inv_len).squaredNorm();
   const double r = std::sqrt(r2);
   return signal * (1 + kSqrt5 * r + 5.0 / 3.0 * r2) * std::exp(-kSqrt5 * r);
@@ -92,8 +91,12 @@ bool Cholesky(const Eigen::MatrixXd& X, const GpHyper& h, Eigen::MatrixXd* L) {
   return false;
 }
 
-double NormPdf(double z) { return 0.3989422804014327 * std::exp(-0.5 * z * z); }
-double NormCdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+double NormPdf(double z) {
+  return 0.3989422804014327 * std::exp(-0.5 * z * z);
+}
+double NormCdf(double z) {
+  return 0.5 * std::erfc(-z / std::sqrt(2.0));
+}
 
 }  // namespace
 
@@ -147,7 +150,8 @@ Eigen::VectorXd NelderMead(const std::function<double(const Eigen::VectorXd&)>& 
       x[worst] = xr, fx[worst] = fr;
     } else {
       const bool outside = fr < fx[worst];
-      const Eigen::VectorXd xc = outside ? Eigen::VectorXd(c + 0.5 * (xr - c)) : Eigen::VectorXd(c + 0.5 * (x[worst] - c));
+      const Eigen::VectorXd xc =
+          outside ? Eigen::VectorXd(c + 0.5 * (xr - c)) : Eigen::VectorXd(c + 0.5 * (x[worst] - c));
       const double fc = eval(xc);
       if (fc < (outside ? fr : fx[worst])) {
         x[worst] = xc, fx[worst] = fc;
@@ -242,6 +246,8 @@ void GaussianProcess::Predict(const Eigen::VectorXd& x, double* mean, double* va
   *var *= y_std_ * y_std_;
 }
 
-double GaussianProcess::best_std() const { return ys_.size() == 0 ? 0.0 : ys_.maxCoeff(); }
+double GaussianProcess::best_std() const {
+  return ys_.size() == 0 ? 0.0 : ys_.maxCoeff();
+}
 
 }  // namespace baton::search

@@ -132,7 +132,8 @@ bool Space::Valid(const Point& p) const {
       continue;
     }
     const double idx = d.kind == DimKind::kInt ? (v - d.min) / d.step : v;
-    if (std::abs(idx - std::round(idx)) > 1e-9 || idx < -1e-9 || std::round(idx) >= static_cast<double>(d.Cardinality())) {
+    if (std::abs(idx - std::round(idx)) > 1e-9 || idx < -1e-9 ||
+        std::round(idx) >= static_cast<double>(d.Cardinality())) {
       return false;
     }
   }
@@ -356,8 +357,7 @@ std::vector<Point> Candidates(const Space& space, Runner& r, const SearchOptions
 }
 
 Status RunBayes(const Space& space, Runner& r, const SearchOptions& o) {
-  const size_t n_init =
-      o.initial_points != 0 ? o.initial_points : std::clamp<size_t>(space.size() + 1, 3, 10);
+  const size_t n_init = o.initial_points != 0 ? o.initial_points : std::clamp<size_t>(space.size() + 1, 3, 10);
   while (!r.done() && r.result().trials.size() < n_init) {
     std::optional<Point> p = r.RandomNew();
     if (!p) break;
@@ -406,7 +406,8 @@ Status RunBayes(const Space& space, Runner& r, const SearchOptions& o) {
         const double scale = step < 20 ? 0.05 : (step < 40 ? 0.015 : 0.004);
         for (size_t i = 0; i < space.size(); ++i) {
           const Dimension& d = space.dims()[i];
-          if (d.kind == DimKind::kReal) p[i] = std::clamp(p[i] + scale * (d.max - d.min) * gauss(r.rng()), d.min, d.max);
+          if (d.kind == DimKind::kReal)
+            p[i] = std::clamp(p[i] + scale * (d.max - d.min) * gauss(r.rng()), d.min, d.max);
         }
         if (r.Seen(p) || !r.IsFeasible(p)) continue;
         double m = 0, v = 0;
@@ -423,7 +424,7 @@ Status RunBayes(const Space& space, Runner& r, const SearchOptions& o) {
 }  // namespace
 
 StatusOr<SearchResult> RunSearch(const Space& space, const Objective& objective, const Feasible& feasible,
-                           const SearchOptions& options) {
+                                 const SearchOptions& options) {
   if (space.size() == 0) return Status::InvalidArgument("the search space has no dimension");
   if (options.budget == 0) return Status::InvalidArgument("the evaluation budget must be positive");
   for (const Dimension& d : space.dims()) {
@@ -457,10 +458,8 @@ double Branin(double x1, double x2) {
 
 double Hartmann6(const double* x) {
   static constexpr double kAlpha[4] = {1.0, 1.2, 3.0, 3.2};
-  static constexpr double kA[4][6] = {{10, 3, 17, 3.5, 1.7, 8},
-                                      {0.05, 10, 17, 0.1, 8, 14},
-                                      {3, 3.5, 1.7, 10, 17, 8},
-                                      {17, 8, 0.05, 10, 0.1, 14}};
+  static constexpr double kA[4][6] = {
+      {10, 3, 17, 3.5, 1.7, 8}, {0.05, 10, 17, 0.1, 8, 14}, {3, 3.5, 1.7, 10, 17, 8}, {17, 8, 0.05, 10, 0.1, 14}};
   static constexpr double kP[4][6] = {{0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886},
                                       {0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991},
                                       {0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650},
@@ -507,14 +506,17 @@ StatusOr<Space> ParseSpace(const std::string& json_text) {
     }
     Dimension d;
     d.name = e["name"].get<std::string>();
-    if (!names.insert(d.name).second) return Status::InvalidArgument(fmt::format("dimension '{}' appears twice", d.name));
+    if (!names.insert(d.name).second)
+      return Status::InvalidArgument(fmt::format("dimension '{}' appears twice", d.name));
     const std::string type = e.value("type", std::string("int"));
     auto num = [&](const char* key, double def, bool required) -> StatusOr<double> {
       if (!e.contains(key)) {
-        if (required) return Status::InvalidArgument(fmt::format("dimension '{}' ({}) needs \"{}\"", d.name, type, key));
+        if (required)
+          return Status::InvalidArgument(fmt::format("dimension '{}' ({}) needs \"{}\"", d.name, type, key));
         return def;
       }
-      if (!e[key].is_number()) return Status::InvalidArgument(fmt::format("dimension '{}': \"{}\" must be a number", d.name, key));
+      if (!e[key].is_number())
+        return Status::InvalidArgument(fmt::format("dimension '{}': \"{}\" must be a number", d.name, key));
       return e[key].get<double>();
     };
     if (type == "int" || type == "real") {
@@ -525,9 +527,11 @@ StatusOr<Space> ParseSpace(const std::string& json_text) {
       if (!(d.max >= d.min)) return Status::InvalidArgument(fmt::format("dimension '{}': max < min", d.name));
       if (d.kind == DimKind::kInt) {
         if (d.min != std::floor(d.min) || d.step != std::floor(d.step) || d.step < 1) {
-          return Status::InvalidArgument(fmt::format("dimension '{}': int min and step must be integers, step >= 1", d.name));
+          return Status::InvalidArgument(
+              fmt::format("dimension '{}': int min and step must be integers, step >= 1", d.name));
         }
-        if (d.Cardinality() > 1000000) return Status::InvalidArgument(fmt::format("dimension '{}' is too large", d.name));
+        if (d.Cardinality() > 1000000)
+          return Status::InvalidArgument(fmt::format("dimension '{}' is too large", d.name));
       } else if (!(d.max > d.min)) {
         return Status::InvalidArgument(fmt::format("dimension '{}': a real interval needs max > min", d.name));
       }
@@ -536,10 +540,12 @@ StatusOr<Space> ParseSpace(const std::string& json_text) {
     } else if (type == "categorical") {
       d.kind = DimKind::kCategorical;
       if (!e.contains("values") || !e["values"].is_array() || e["values"].empty()) {
-        return Status::InvalidArgument(fmt::format("dimension '{}' (categorical) needs a non-empty \"values\" array", d.name));
+        return Status::InvalidArgument(
+            fmt::format("dimension '{}' (categorical) needs a non-empty \"values\" array", d.name));
       }
       for (const nlohmann::json& v : e["values"]) {
-        if (!v.is_string()) return Status::InvalidArgument(fmt::format("dimension '{}': values must be strings", d.name));
+        if (!v.is_string())
+          return Status::InvalidArgument(fmt::format("dimension '{}': values must be strings", d.name));
         d.values.push_back(v.get<std::string>());
       }
     } else {

@@ -144,8 +144,9 @@ TEST(SearchSpace, RejectsBadFilesWithReasons) {
   EXPECT_NE(ParseSpace("{").status().message().find("not valid JSON"), std::string::npos);
   EXPECT_NE(ParseSpace(R"({"dimensions": [{"name": "a", "type": "weird"}]})").status().message().find("unknown type"),
             std::string::npos);
-  EXPECT_NE(ParseSpace(R"({"dimensions": [{"name": "a", "type": "int", "min": 1}]})").status().message().find("\"max\""),
-            std::string::npos);
+  EXPECT_NE(
+      ParseSpace(R"({"dimensions": [{"name": "a", "type": "int", "min": 1}]})").status().message().find("\"max\""),
+      std::string::npos);
   EXPECT_NE(ParseSpace(R"({"dimensions": [{"name": "a", "type": "bool"}, {"name": "a", "type": "bool"}]})")
                 .status()
                 .message()
@@ -186,7 +187,10 @@ TEST(SearchAlgorithms, BayesReachesHartmann6Optimum) {
   o.seed = 2;
   o.stop_at = -kHartmann6Min * 0.97;  // stop once within 3% (keeps the test fast)
   auto r = RunSearch(
-      Hartmann6Space(), [](const Point& p) -> StatusOr<Evaluation> { return Evaluation{-Hartmann6(p.data()), 0}; },
+      Hartmann6Space(),
+      [](const Point& p) -> StatusOr<Evaluation> {
+        return Evaluation{-Hartmann6(p.data()), 0};
+      },
       nullptr, o);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const double best = -r->trials[r->best].eval.score;
@@ -201,7 +205,12 @@ TEST(SearchAlgorithms, RandomVisitsEachDiscretePointOnceAndRespectsFeasibility) 
   o.algorithm = Algorithm::kRandom;
   o.budget = 100;
   auto feasible = [](const Point& p) { return p[0] <= 4; };  // 8 feasible points, 4 rejected
-  auto r = RunSearch(*s, [](const Point& p) -> StatusOr<Evaluation> { return Evaluation{p[0] + p[1], p[0]}; }, feasible, o);
+  auto r = RunSearch(
+      *s,
+      [](const Point& p) -> StatusOr<Evaluation> {
+        return Evaluation{p[0] + p[1], p[0]};
+      },
+      feasible, o);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->trials.size(), 8u);
   EXPECT_EQ(r->rejected, 4u);
@@ -232,7 +241,8 @@ TEST(SearchAlgorithms, GreedyClimbsASeparableObjective) {
 TEST(SearchAlgorithms, ObjectiveErrorsPropagate) {
   SearchOptions o;
   o.algorithm = Algorithm::kBayes;
-  auto r = RunSearch(BraninSpace(), [](const Point&) -> StatusOr<Evaluation> { return Status::Internal("boom"); }, nullptr, o);
+  auto r = RunSearch(
+      BraninSpace(), [](const Point&) -> StatusOr<Evaluation> { return Status::Internal("boom"); }, nullptr, o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "boom");
 }

@@ -94,7 +94,7 @@ INSTANTIATE_TEST_SUITE_P(All, PredictorPatternTest, ::testing::ValuesIn(Predicto
 TEST(PredictorTest, NamesAndErrors) {
   const std::vector<std::string> names = PredictorNames();
   ASSERT_FALSE(names.empty());
-  EXPECT_EQ(names[0], "factorized");
+  EXPECT_EQ(names[0], "stack");  // the default of fit, serve and bench
   auto bad = MakePredictor("no-such-thing");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);

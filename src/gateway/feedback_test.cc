@@ -278,9 +278,9 @@ TEST(FeedbackTest, FitIncludeLiveAddsTheLiveDataset) {
   const std::string id = Ask(h, "cheap", "a fed-back question");
   ASSERT_EQ(Http("POST", h.port, "/v1/feedback", FeedbackBody(id, "1"), kKey).status, 200);
   h.gw->recorder().Flush();
-  ASSERT_EQ(baton::testing::RunBaton("import --db " + h.db + " " + baton::testing::DataPath("routerbench-test"))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      baton::testing::RunBaton("import --db " + h.db + " " + baton::testing::DataPath("routerbench-test")).exit_code,
+      0);
   const std::string model = dir.path() + "/m.baton";
   auto only = baton::testing::RunBaton("fit --db " + h.db + " --out " + model +
                                        " --dataset routerbench-test --no-cv --no-holdout");

@@ -271,6 +271,28 @@ TEST(FeedbackTest, FitOnFeedbackThenReloadChangesRouting) {
   EXPECT_NE(m.find("baton_router_reloads_total{result=\"failed\"} 3"), std::string::npos) << m;
 }
 
+// `fit --include imported,live --dataset OTHER` also trains on dataset "live", where the feedback's queries are.
+TEST(FeedbackTest, FitIncludeLiveAddsTheLiveDataset) {
+  baton::testing::TempDir dir;
+  Harness h = StartGateway({.record_prompts = true});
+  const std::string id = Ask(h, "cheap", "a fed-back question");
+  ASSERT_EQ(Http("POST", h.port, "/v1/feedback", FeedbackBody(id, "1"), kKey).status, 200);
+  h.gw->recorder().Flush();
+  ASSERT_EQ(
+      baton::testing::RunBaton("import --db " + h.db + " " + baton::testing::DataPath("routerbench-test")).exit_code,
+      0);
+  const std::string model = dir.path() + "/m.baton";
+  auto only = baton::testing::RunBaton("fit --db " + h.db + " --out " + model +
+                                       " --dataset routerbench-test --no-cv --no-holdout");
+  ASSERT_EQ(only.exit_code, 0) << only.output;
+  EXPECT_EQ(only.output.find("dataset 'live'"), std::string::npos) << only.output;
+  auto live = baton::testing::RunBaton("fit --db " + h.db + " --out " + model +
+                                       " --dataset routerbench-test --include imported,live --no-cv --no-holdout");
+  ASSERT_EQ(live.exit_code, 0) << live.output;
+  EXPECT_NE(live.output.find("also training on dataset 'live'"), std::string::npos) << live.output;
+  EXPECT_NE(live.output.find("from dataset(s) routerbench-test, live"), std::string::npos) << live.output;
+}
+
 TEST(FeedbackTest, AdminReloadNeedsAMetricsKey) {
   Harness h = StartGateway();
   ExpectOpenAiError(Http("POST", h.port, "/admin/reload", "", kKey), 403, "admin_disabled");

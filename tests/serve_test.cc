@@ -101,13 +101,16 @@ class ServeProcess {
   bool reaped_ = false;
 };
 
-// examples/replay.yaml as a config in `dir`: its store there, its data folders (relative to the example) absolute.
+// examples/replay.yaml as a config in `dir`: its store there, its data folders and architecture files (relative to the
+// example) absolute.
 std::string ExampleConfigIn(const testing::TempDir& dir) {
   std::ifstream in(std::string(BATON_SOURCE_DIR) + "/examples/replay.yaml");
   std::stringstream ss;
   ss << in.rdbuf();
   std::string text =
       std::regex_replace(ss.str(), std::regex("\nstore: [^ \n]+"), "\nstore: " + dir.path() + "/gateway.db");
+  text = std::regex_replace(text, std::regex("file: archon/"),
+                            "file: " + std::string(BATON_SOURCE_DIR) + "/examples/archon/");
   return std::regex_replace(text, std::regex("\\.\\./data/"), std::string(BATON_SOURCE_DIR) + "/data/");
 }
 
@@ -130,7 +133,7 @@ TEST(ServeTest, ReplayExampleEndToEnd) {
   EXPECT_EQ(Http("GET", port, "/healthz").status, 200);
   auto models = Http("GET", port, "/v1/models", "", key);
   ASSERT_EQ(models.status, 200);
-  EXPECT_EQ(json::parse(models.body)["data"].size(), 12u);  // "baton" + 11 replay experts
+  EXPECT_EQ(json::parse(models.body)["data"].size(), 13u);  // "baton" + 11 replay experts + archon/vote-top3
 
   auto routed = Http("POST", port, "/v1/chat/completions", ChatBody("baton", prompt), key);
   ASSERT_EQ(routed.status, 200) << routed.body;
@@ -141,6 +144,14 @@ TEST(ServeTest, ReplayExampleEndToEnd) {
   auto passed = Http("POST", port, "/v1/chat/completions", ChatBody("claude-v2", prompt), key);
   ASSERT_EQ(passed.status, 200) << passed.body;
   EXPECT_EQ(passed.headers["x-baton-expert"], "claude-v2");
+
+  // The example's architecture: three replay experts answer, the vote (no call) picks the majority letter.
+  auto voted = Http("POST", port, "/v1/chat/completions", ChatBody("archon/vote-top3", prompt), key);
+  ASSERT_EQ(voted.status, 200) << voted.body;
+  EXPECT_EQ(voted.headers["x-baton-expert"], "archon/vote-top3");
+  EXPECT_EQ(voted.headers["x-baton-architecture-calls"], "3");
+  EXPECT_GT(std::stod(voted.headers["x-baton-cost-usd"]), 0);
+  EXPECT_FALSE(json::parse(voted.body)["choices"][0]["message"]["content"].get<std::string>().empty());
 
   auto streamed = Http("POST", port, "/v1/chat/completions", ChatBody("baton", prompt, true), key);
   ASSERT_EQ(streamed.status, 200);
@@ -156,8 +167,9 @@ TEST(ServeTest, ReplayExampleEndToEnd) {
   EXPECT_EQ(serve.Terminate(), 0);
   auto store = Store::Open(db, {.create = false});
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ((*store)->CountRows("requests").value_or(-1), 5);  // the chat requests, errors included
-  EXPECT_EQ((*store)->CountRows("outcomes").value_or(-1), 3);  // live outcomes of the three answered calls
+  EXPECT_EQ((*store)->CountRows("requests").value_or(-1), 6);      // the chat requests, errors included
+  EXPECT_EQ((*store)->CountRows("archon_calls").value_or(-1), 4);  // three generator calls and the vote
+  EXPECT_EQ((*store)->CountRows("outcomes").value_or(-1), 3);      // live outcomes of the three answered calls
   auto budgets = (*store)->ListClientBudgets();
   ASSERT_TRUE(budgets.ok());
   ASSERT_EQ(budgets->size(), 1u);

@@ -39,7 +39,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The example config in the scratch folder: its store there, its data folders (relative to the example) absolute.
-sed -e "s|^store: .*|store: $WORK/gateway.db|" -e "s|\.\./data/|$ROOT/data/|g" "$ROOT/examples/replay.yaml" > "$WORK/replay.yaml"
+sed -e "s|^store: .*|store: $WORK/gateway.db|" -e "s|\.\./data/|$ROOT/data/|g" -e "s|file: archon/|file: $ROOT/examples/archon/|" "$ROOT/examples/replay.yaml" > "$WORK/replay.yaml"
 
 cd "$ROOT"
 start_baton_serve test_openai_client "$WORK" "$BATON" serve --config "$WORK/replay.yaml" --listen 127.0.0.1:0

@@ -139,7 +139,17 @@ int Run(int argc, char** argv) {
     if (!cmd.app->parsed()) continue;
     baton::Status st = cmd.run();
     if (!st.ok()) {
-      fmt::print(stderr, "baton {}: error: {}\n", cmd.app->get_name(), st.message());
+      // Name the deepest subcommand that ran ("baton archon validate"), not only the top-level one.
+      std::string who = cmd.app->get_name();
+      for (const CLI::App* cur = cmd.app; cur != nullptr;) {
+        const CLI::App* next = nullptr;
+        for (const CLI::App* sub : cur->get_subcommands()) {
+          if (sub->parsed()) next = sub;
+        }
+        if (next != nullptr) who += " " + next->get_name();
+        cur = next;
+      }
+      fmt::print(stderr, "baton {}: error: {}\n", who, st.message());
       return kRuntimeError;
     }
     return 0;

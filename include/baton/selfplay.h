@@ -83,7 +83,10 @@ class PoolQuestionSource : public QuestionSource {
 // (last occurrence of each wins); a reply that does not parse yields no question.
 class GeneratedQuestionSource : public QuestionSource {
  public:
-  GeneratedQuestionSource(ExpertBackend* writer, std::vector<std::string> domains, std::chrono::milliseconds timeout);
+  // `extra`: request fields sent with every writer call, passed through to OpenAI-compatible upstreams (e.g.
+  // llama-server's {"grammar": ...} or vLLM's {"guided_regex": ...}, to hold a small model to the reply format).
+  GeneratedQuestionSource(ExpertBackend* writer, std::vector<std::string> domains, std::chrono::milliseconds timeout,
+                          nlohmann::json extra = nlohmann::json::object());
   std::string name() const override { return "generated:" + writer_->name(); }
   StatusOr<std::vector<SelfPlayQuestion>> Next(size_t n, const std::function<bool(const std::string&)>& already_stored,
                                                double* spent_usd) override;
@@ -95,6 +98,7 @@ class GeneratedQuestionSource : public QuestionSource {
   ExpertBackend* writer_;  // not owned
   std::vector<std::string> domains_;
   std::chrono::milliseconds timeout_;
+  nlohmann::json extra_;
   size_t calls_ = 0;
 };
 
@@ -125,7 +129,10 @@ class RecordedEvaluator : public Evaluator {
 // INCORRECT" (the last one wins, case-insensitive); anything else (or a failed call) is no outcome, never a guess.
 class JudgeEvaluator : public Evaluator {
  public:
-  JudgeEvaluator(ExpertBackend* judge, std::chrono::milliseconds timeout) : judge_(judge), timeout_(timeout) {}
+  // `extra`: request fields sent with every judge call (see GeneratedQuestionSource).
+  JudgeEvaluator(ExpertBackend* judge, std::chrono::milliseconds timeout,
+                 nlohmann::json extra = nlohmann::json::object())
+      : judge_(judge), timeout_(timeout), extra_(std::move(extra)) {}
   std::string name() const override { return "judge:" + judge_->name(); }
   std::optional<double> Score(const SelfPlayQuestion& q, const ChatResult& answer, double* spent_usd) override;
   static std::string Prompt(const SelfPlayQuestion& q, const std::string& answer);
@@ -134,6 +141,7 @@ class JudgeEvaluator : public Evaluator {
  private:
   ExpertBackend* judge_;  // not owned
   std::chrono::milliseconds timeout_;
+  nlohmann::json extra_;
 };
 
 struct SelfPlayOptions {
@@ -153,6 +161,7 @@ struct SelfPlayOptions {
   std::vector<std::string> refit_datasets;  // train on these datasets; empty = just `dataset`
   std::vector<OutcomeSource> refit_sources = {OutcomeSource::kImported, OutcomeSource::kSelfPlay};
   std::chrono::milliseconds timeout{60'000};  // per expert call. Default: 60 s
+  std::optional<int64_t> max_tokens;          // sent with every answer call; Default: none (the expert's own limit)
   uint64_t seed = 0;
   std::function<void(const std::string&)> progress;  // one line per event (round summaries, refits, failures)
   std::function<void(size_t round, size_t question, size_t questions)> tick;  // after every question (progress bar)

@@ -73,7 +73,7 @@ Command AddSelfPlayCommand(CLI::App& root) {
               if (!w)
                 return Status::InvalidArgument(
                     fmt::format("{}: selfplay.questions.writer: unknown expert '{}'", o->config, lc.writer));
-              source = std::make_unique<GeneratedQuestionSource>(w, lc.domains, lc.loop.timeout);
+              source = std::make_unique<GeneratedQuestionSource>(w, lc.domains, lc.loop.timeout, lc.writer_extra);
             }
             std::unique_ptr<Evaluator> evaluator;
             if (lc.evaluate == "reference") {
@@ -85,7 +85,7 @@ Command AddSelfPlayCommand(CLI::App& root) {
               if (!j)
                 return Status::InvalidArgument(
                     fmt::format("{}: selfplay.evaluate.judge: unknown expert '{}'", o->config, lc.judge));
-              evaluator = std::make_unique<JudgeEvaluator>(j, lc.loop.timeout);
+              evaluator = std::make_unique<JudgeEvaluator>(j, lc.loop.timeout, lc.judge_extra);
             }
 
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(lc.db));

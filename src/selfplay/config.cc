@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "gateway/config.h"
 
@@ -27,6 +28,35 @@ Status Get(const YAML::Node& n, const char* key, T* out, const std::string& wher
     return Status::InvalidArgument(fmt::format("{}: selfplay.{}: {}", where, key, e.what()));
   }
   return Status::Ok();
+}
+
+// A YAML value as JSON: maps and lists as such; a scalar as a number or boolean when it reads as one, else a string.
+nlohmann::json ToJson(const YAML::Node& n) {
+  if (n.IsMap()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (const auto& kv : n) o[kv.first.as<std::string>()] = ToJson(kv.second);
+    return o;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& v : n) a.push_back(ToJson(v));
+    return a;
+  }
+  if (n.IsNull() || !n.IsDefined()) return nullptr;
+  const std::string& text = n.Scalar();
+  if (n.Tag() != "!") {  // not quoted in the file
+    const nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_number() || parsed.is_boolean()) return parsed;
+  }
+  return text;
+}
+
+// The optional `extra:` map of a writer or judge: request fields passed through to the upstream.
+StatusOr<nlohmann::json> ExtraFields(const YAML::Node& parent, const std::string& where) {
+  const YAML::Node e = parent["extra"];
+  if (!e.IsDefined() || e.IsNull()) return nlohmann::json::object();
+  if (!e.IsMap()) return Status::InvalidArgument(where + ": expected a map of request fields, e.g. {grammar: \"...\"}");
+  return ToJson(e);
 }
 
 StatusOr<LoopConfig> ParseLoopConfig(const YAML::Node& s, const std::string& path, const std::string& base) {
@@ -51,6 +81,7 @@ StatusOr<LoopConfig> ParseLoopConfig(const YAML::Node& s, const std::string& pat
                                               "refit_datasets",
                                               "refit_include",
                                               "timeout_s",
+                                              "max_tokens",
                                               "seed"};
   for (const auto& kv : s) {
     const std::string k = kv.first.as<std::string>();
@@ -73,6 +104,7 @@ StatusOr<LoopConfig> ParseLoopConfig(const YAML::Node& s, const std::string& pat
     BATON_RETURN_IF_ERROR(Get(q, "keep_unreferenced", &c.keep_unreferenced, path));
     BATON_RETURN_IF_ERROR(Get(q, "writer", &c.writer, path));
     BATON_RETURN_IF_ERROR(Get(q, "domains", &c.domains, path));
+    BATON_ASSIGN_OR_RETURN(c.writer_extra, ExtraFields(q, path + ": selfplay.questions.extra"));
   }
   if (c.pool.empty() == c.writer.empty()) {
     return Status::InvalidArgument(
@@ -84,6 +116,7 @@ StatusOr<LoopConfig> ParseLoopConfig(const YAML::Node& s, const std::string& pat
     } else if (e.IsMap() && e["judge"].IsDefined()) {
       c.evaluate = "judge";
       c.judge = e["judge"].as<std::string>();
+      BATON_ASSIGN_OR_RETURN(c.judge_extra, ExtraFields(e, path + ": selfplay.evaluate.extra"));
     } else {
       return Status::InvalidArgument(path + ": selfplay.evaluate: expected reference, recorded or {judge: EXPERT}");
     }
@@ -113,6 +146,12 @@ StatusOr<LoopConfig> ParseLoopConfig(const YAML::Node& s, const std::string& pat
   BATON_RETURN_IF_ERROR(Get(s, "timeout_s", &timeout_s, path));
   if (!(timeout_s > 0)) return Status::InvalidArgument(path + ": selfplay.timeout_s: must be > 0");
   c.loop.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  int64_t max_tokens = 0;
+  BATON_RETURN_IF_ERROR(Get(s, "max_tokens", &max_tokens, path));
+  if (s["max_tokens"].IsDefined()) {
+    if (max_tokens <= 0) return Status::InvalidArgument(path + ": selfplay.max_tokens: must be > 0");
+    c.loop.max_tokens = max_tokens;
+  }
   BATON_RETURN_IF_ERROR(Get(s, "seed", &c.loop.seed, path));
   if (!(c.loop.exploration.epsilon >= 0 && c.loop.exploration.epsilon <= 1)) {
     return Status::InvalidArgument(path + ": selfplay.epsilon: must be in [0, 1]");

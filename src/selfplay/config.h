@@ -4,8 +4,10 @@
 //     db: selfplay.db                 # where questions and outcomes go (--db overrides)
 //     dataset: selfplay               # the store dataset of the loop's questions
 //     questions: {pool: data/mmlu-pro}          # a dataset folder or a queries.jsonl with references, or
-//     # questions: {writer: EXPERT, domains: [algebra, law]}
-//     evaluate: reference             # or recorded (replay experts' recorded scores) or {judge: EXPERT}
+//     # questions: {writer: EXPERT, domains: [algebra, law], extra: {grammar: "..."}}
+//     evaluate: reference             # or recorded (replay experts' recorded scores) or {judge: EXPERT, extra: {...}}
+//     (`extra`: request fields sent with the writer's / judge's calls, passed through to OpenAI-compatible upstreams,
+//     e.g. llama-server's `grammar` to hold a small model to the reply format)
 //     experts: [a, b]                 # evaluated; default every expert but the writer and the judge
 //     questions_per_round: 8
 //     candidates_per_question: 4
@@ -18,6 +20,7 @@
 //     refit_datasets: [selfplay]
 //     refit_include: [imported, selfplay]
 //     timeout_s: 60
+//     max_tokens: 512                 # sent with every answer call (default: the expert's own limit)
 //     seed: 0
 // Relative paths are relative to the file's folder.
 #pragma once
@@ -41,6 +44,8 @@ struct LoopConfig {
   std::vector<std::string> domains;
   std::string evaluate = "reference";  // reference | recorded | judge
   std::string judge;
+  nlohmann::json writer_extra = nlohmann::json::object();  // questions.extra
+  nlohmann::json judge_extra = nlohmann::json::object();   // evaluate.extra
   std::vector<std::string> experts;  // evaluated; empty = every expert but the writer and the judge
   SelfPlayOptions loop;
   std::vector<std::string> refit_include;

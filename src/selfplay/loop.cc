@@ -204,6 +204,7 @@ StatusOr<SelfPlayReport> RunSelfPlay(Store& store, const std::vector<ExpertBacke
         ChatRequest req;
         req.messages = {{.role = "user", .content = q.text}};
         req.timeout = o.timeout;
+        req.max_tokens = o.max_tokens;
         const auto t0 = std::chrono::steady_clock::now();
         a.result = experts[e]->Complete(req);
         a.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

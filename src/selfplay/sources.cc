@@ -83,8 +83,8 @@ StatusOr<std::vector<SelfPlayQuestion>> PoolQuestionSource::Next(
 }
 
 GeneratedQuestionSource::GeneratedQuestionSource(ExpertBackend* writer, std::vector<std::string> domains,
-                                                 std::chrono::milliseconds timeout)
-    : writer_(writer), domains_(std::move(domains)), timeout_(timeout) {
+                                                 std::chrono::milliseconds timeout, nlohmann::json extra)
+    : writer_(writer), domains_(std::move(domains)), timeout_(timeout), extra_(std::move(extra)) {
   if (domains_.empty()) domains_.push_back("general knowledge");
 }
 
@@ -119,6 +119,7 @@ StatusOr<std::vector<SelfPlayQuestion>> GeneratedQuestionSource::Next(
     req.messages = {{.role = "user", .content = Prompt(domain)}};
     req.timeout = timeout_;
     req.temperature = 1.0;
+    req.extra = extra_;
     StatusOr<ChatResult> r = writer_->Complete(req);
     if (!r.ok()) continue;
     if (spent_usd) *spent_usd += r->cost_usd;
@@ -173,6 +174,7 @@ std::optional<double> JudgeEvaluator::Score(const SelfPlayQuestion& q, const Cha
   req.messages = {{.role = "user", .content = Prompt(q, answer.content)}};
   req.timeout = timeout_;
   req.temperature = 0.0;
+  req.extra = extra_;
   StatusOr<ChatResult> r = judge_->Complete(req);
   if (!r.ok()) return std::nullopt;
   if (spent_usd) *spent_usd += r->cost_usd;

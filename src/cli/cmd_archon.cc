@@ -7,10 +7,8 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <sstream>
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 #include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
@@ -31,29 +29,7 @@ using archon::ParseResult;
 // The experts section of a `baton serve` configuration. A file without client keys (a plain experts list) is
 // accepted: keys only matter to the gateway.
 StatusOr<gateway::GatewayConfig> LoadExperts(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(fmt::format("{}: cannot open the configuration file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  try {
-    YAML::Node root = YAML::Load(text);
-    if (root.IsMap() && (!root["keys"].IsDefined() || root["keys"].IsNull())) {
-      YAML::Node key;
-      key["name"] = "archon-cli";
-      key["key"] = "unused-archon-cli-key";
-      key["budget_usd"] = 0;
-      root["keys"].push_back(key);
-      YAML::Emitter out;
-      out << root;
-      text = out.c_str();
-    }
-  } catch (const std::exception&) {
-    // Let the gateway's parser report the syntax error with its usual message.
-  }
-  std::string base = std::filesystem::path(path).parent_path().string();
-  if (base.empty()) base = ".";
-  return gateway::ParseGatewayConfig(text, path, base);
+  return gateway::LoadGatewayConfig(path, {.require_keys = false});
 }
 
 void PrintDiagnostics(const ParseResult& r, const std::string& source) {

@@ -136,7 +136,8 @@ Command AddOnboardCommand(CLI::App& root) {
       ->check(NonNegativeInt());
   app->add_flag("--json", o->json, "print the report as JSON instead of tables");
   return {app, [o, app]() -> Status {
-            BATON_ASSIGN_OR_RETURN(gateway::GatewayConfig config, gateway::LoadGatewayConfig(o->config));
+            BATON_ASSIGN_OR_RETURN(gateway::GatewayConfig config,
+                                   gateway::LoadGatewayConfig(o->config, {.require_keys = false}));
             const ExpertConfig* newcomer = nullptr;
             std::vector<std::string> members;
             std::string names;

@@ -167,7 +167,8 @@ Status ParseArchitectureEntry(const YAML::Node& n, const std::string& path, cons
   return Status::Ok();
 }
 
-StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source, const std::string& base) {
+StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source, const std::string& base,
+                              ConfigReadOptions options) {
   GatewayConfig c;
   c.source = source;
   Fields f(root, "", source);
@@ -262,7 +263,7 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
     if (k.max_concurrency < 0) return kf.Error("max_concurrency", "must be >= 0 (0 = unlimited)");
     c.keys.push_back(std::move(k));
   }
-  if (c.keys.empty()) return f.Error("keys", "at least one client key is required");
+  if (c.keys.empty() && options.require_keys) return f.Error("keys", "at least one client key is required");
 
   const YAML::Node experts = root["experts"];
   if (!experts.IsDefined() || !experts.IsSequence() || experts.size() == 0) {
@@ -297,10 +298,10 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
 }  // namespace
 
 StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml, const std::string& source,
-                                           const std::string& base_dir) {
+                                           const std::string& base_dir, ConfigReadOptions options) {
   try {
     const YAML::Node root = YAML::Load(std::string(yaml));
-    return Parse(root, source, base_dir);
+    return Parse(root, source, base_dir, options);
   } catch (const YAML::Exception& e) {
     return Status::InvalidArgument(fmt::format("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg));
   } catch (const std::exception& e) {
@@ -308,14 +309,14 @@ StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml, const std::str
   }
 }
 
-StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path) {
+StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path, ConfigReadOptions options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::NotFound(fmt::format("{}: cannot open the configuration file", path));
   std::stringstream ss;
   ss << in.rdbuf();
   std::string base = std::filesystem::path(path).parent_path().string();
   if (base.empty()) base = ".";
-  return ParseGatewayConfig(ss.str(), path, base);
+  return ParseGatewayConfig(ss.str(), path, base, options);
 }
 
 }  // namespace baton::gateway

@@ -76,12 +76,19 @@ struct GatewayConfig {
   std::vector<ArchitectureConfig> architectures;  // Default: none
 };
 
+// How strictly to read a configuration. Tools that only call the experts (`baton archon`, `baton selfplay`, `baton
+// onboard`) read the same file and need no client keys.
+struct ConfigReadOptions {
+  bool require_keys = true;  // at least one client key (the gateway needs one). Default: true
+};
+
 // Parses YAML text; `source` names it in messages ("config.yaml: experts[2].kind: unknown kind 'foo' (...)").
 // Relative paths (store, router files, replay folders, GGUF files) are resolved against `base_dir` when it is not "".
 // InvalidArgument naming the field on any error.
 StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml, const std::string& source,
-                                           const std::string& base_dir = "");
+                                           const std::string& base_dir = "", ConfigReadOptions options = {});
+
 // Reads and parses the file. Relative paths inside are relative to the file's own folder, wherever baton runs from.
-StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path);
+StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path, ConfigReadOptions options = {});
 
 }  // namespace baton::gateway

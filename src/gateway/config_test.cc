@@ -113,6 +113,15 @@ TEST(ConfigTest, ArchitecturesAreOptionalAndValidated) {
               "architectures[1].name: duplicate architecture name 'x'");
 }
 
+TEST(ConfigTest, KeysCanBeOptionalForToolsThatOnlyCallExperts) {
+  const std::string experts = "experts: [{name: a, kind: replay, replay_dir: d}]";
+  ExpectError(experts, "keys: at least one");
+  auto c = ParseGatewayConfig(experts, "config.yaml", "", {.require_keys = false});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->keys.empty());
+  EXPECT_EQ(c->experts.size(), 1u);
+}
+
 TEST(ConfigTest, MissingFileIsNotFound) {
   auto c = LoadGatewayConfig("/nonexistent/baton.yaml");
   ASSERT_FALSE(c.ok());

@@ -191,15 +191,10 @@ StatusOr<LoopConfig> LoadSelfPlayConfig(const std::string& path) {
     if (base.empty()) base = ".";
     YAML::Node only_experts;
     only_experts["experts"] = root["experts"];
-    // The gateway's parser insists on a client key; the loop serves no client, so it gets a placeholder.
-    YAML::Node key;
-    key["name"] = "selfplay-placeholder";
-    key["sha256"] = std::string(64, '0');
-    key["budget_usd"] = 0;
-    only_experts["keys"].push_back(key);
     YAML::Emitter em;
     em << only_experts;
-    BATON_ASSIGN_OR_RETURN(gateway::GatewayConfig gc, gateway::ParseGatewayConfig(em.c_str(), path, base));
+    BATON_ASSIGN_OR_RETURN(gateway::GatewayConfig gc,
+                           gateway::ParseGatewayConfig(em.c_str(), path, base, {.require_keys = false}));
     if (gc.experts.empty()) return Status::InvalidArgument(path + ": experts: none configured");
     BATON_ASSIGN_OR_RETURN(LoopConfig c, ParseLoopConfig(root["selfplay"], path, base));
     c.all_experts = std::move(gc.experts);

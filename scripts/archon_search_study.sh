@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The search comparison of MERGE-NOTES.md / bench/RESULTS.md: for each objective and algorithm, SEEDS seeds (default
+# The search comparison of bench/RESULTS.md: for each objective and algorithm, SEEDS seeds (default
 # 20), the number of evaluations needed to first reach the optimum (test functions: within --tolerance of the
 # published minimum; recorded objectives: the global best found by enumerating the 60-point replay space). Runs that
 # never reach it within the budget count as budget + 1 in the mean and median (printed as misses).

@@ -43,7 +43,8 @@ namespace baton {
 // How the loop chooses what to pay for (used by the simulation and by `baton selfplay`).
 struct ExplorationOptions {
   // Probability of a random question, and of paying for each non-routed expert. Default: 0.3 (chosen among 0.1, 0.3
-  // and whole questions on a development split of routerbench-train, never on a test split; see MERGE-NOTES.md)
+  // and whole questions on a development split of routerbench-train, never on a test split; see bench/RESULTS.md, "Does
+  // self-play pay for itself?")
   double epsilon = 0.3;
   size_t small_pool = 4;  // with at most this many experts, every expert is evaluated on each question. Default: 4
 };

@@ -34,7 +34,7 @@
 
 namespace baton::selfplay {
 
-// The `selfplay:` section (see MERGE-NOTES.md / the README for the reference).
+// The `selfplay:` section (the README, "Learning from its own work", is the reference).
 struct LoopConfig {
   std::vector<ExpertConfig> all_experts;  // the experts section, as baton serve reads it
   std::string db;

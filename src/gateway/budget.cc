@@ -6,10 +6,10 @@
 
 namespace baton::gateway {
 
-BudgetLedger::BudgetLedger(std::vector<BudgetAccount> accounts, PersistFn persist)
+LocalBudgetLedger::LocalBudgetLedger(std::vector<BudgetAccount> accounts, PersistFn persist)
     : accounts_(std::move(accounts)), persist_(std::move(persist)) {}
 
-Status BudgetLedger::Reserve(size_t index, double amount_usd) {
+StatusOr<Reservation> LocalBudgetLedger::Reserve(size_t index, double amount_usd) {
   std::lock_guard<std::mutex> lock(mu_);
   if (index >= accounts_.size()) return Status::Internal("unknown budget account");
   BudgetAccount& a = accounts_[index];
@@ -22,14 +22,14 @@ Status BudgetLedger::Reserve(size_t index, double amount_usd) {
   }
   a.reserved_usd += amount_usd;
   if (persist_) persist_(a);
-  return Status::Ok();
+  return Reservation{.amount_usd = amount_usd};
 }
 
-double BudgetLedger::Settle(size_t index, double reserved_usd, double actual_usd) {
+double LocalBudgetLedger::Settle(size_t index, const Reservation& reservation, double actual_usd) {
   std::lock_guard<std::mutex> lock(mu_);
   if (index >= accounts_.size()) return 0;
   BudgetAccount& a = accounts_[index];
-  a.reserved_usd = std::max(0.0, a.reserved_usd - std::max(0.0, reserved_usd));
+  a.reserved_usd = std::max(0.0, a.reserved_usd - std::max(0.0, reservation.amount_usd));
   if (!(actual_usd > 0)) actual_usd = 0;  // negative or NaN: nothing to charge
   // What the key has left once this call's reservation is released: the other calls' reservations stay untouched.
   const double room = std::max(0.0, a.budget_usd - a.spent_usd - a.reserved_usd);
@@ -44,17 +44,17 @@ double BudgetLedger::Settle(size_t index, double reserved_usd, double actual_usd
   return charged;
 }
 
-BudgetAccount BudgetLedger::Get(size_t index) const {
+BudgetAccount LocalBudgetLedger::Get(size_t index) const {
   std::lock_guard<std::mutex> lock(mu_);
   return index < accounts_.size() ? accounts_[index] : BudgetAccount{};
 }
 
-int64_t BudgetLedger::overruns() const {
+int64_t LocalBudgetLedger::overruns() const {
   std::lock_guard<std::mutex> lock(mu_);
   return overruns_;
 }
 
-double BudgetLedger::unbilled_usd() const {
+double LocalBudgetLedger::unbilled_usd() const {
   std::lock_guard<std::mutex> lock(mu_);
   return unbilled_usd_;
 }

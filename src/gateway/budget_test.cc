@@ -18,24 +18,24 @@ namespace {
 
 TEST(BudgetTest, ReserveSettleNeverExceeds) {
   int persisted = 0;
-  BudgetLedger l({{"h", "k", 1.0, 0.25, 0}}, [&](const BudgetAccount&) { ++persisted; });
+  LocalBudgetLedger l({{"h", "k", 1.0, 0.25, 0}}, [&](const BudgetAccount&) { ++persisted; });
   EXPECT_TRUE(l.Reserve(0, 0.5).ok());
-  EXPECT_EQ(l.Reserve(0, 0.5).code(), StatusCode::kResourceExhausted);  // 0.25 + 0.5 + 0.5 > 1
-  l.Settle(0, 0.5, 0.1);
+  EXPECT_EQ(l.Reserve(0, 0.5).status().code(), StatusCode::kResourceExhausted);  // 0.25 + 0.5 + 0.5 > 1
+  l.Settle(0, {0.5}, 0.1);
   EXPECT_NEAR(l.Get(0).spent_usd, 0.35, 1e-12);
   EXPECT_NEAR(l.Get(0).reserved_usd, 0, 1e-12);
   EXPECT_EQ(persisted, 2);
 }
 
 TEST(BudgetTest, ConcurrentReservationsStayWithinBudget) {
-  BudgetLedger l({{"h", "k", 1.0, 0, 0}});
+  LocalBudgetLedger l({{"h", "k", 1.0, 0, 0}});
   std::atomic<int> ok{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < 8; ++t) {
     ts.emplace_back([&] {
       for (int i = 0; i < 500; ++i) {
         if (l.Reserve(0, 0.02).ok()) {
-          l.Settle(0, 0.02, 0.01);
+          l.Settle(0, {0.02}, 0.01);
           ++ok;
         }
       }
@@ -48,26 +48,26 @@ TEST(BudgetTest, ConcurrentReservationsStayWithinBudget) {
 
 // An upstream that lies (absurd or negative usage) can never push spend past the budget or below zero.
 TEST(BudgetTest, ACallCostingMoreThanWhatIsLeftIsChargedOnlyUpToTheBudget) {
-  BudgetLedger l({{"h", "k", 1000.0, 0, 0}});
+  LocalBudgetLedger l({{"h", "k", 1000.0, 0, 0}});
   ASSERT_TRUE(l.Reserve(0, 0.01).ok());
   ASSERT_TRUE(l.Reserve(0, 0.01).ok());  // another call in flight keeps its reservation
-  EXPECT_NEAR(l.Settle(0, 0.01, 3000.0), 1000.0 - 0.01, 1e-9);
+  EXPECT_NEAR(l.Settle(0, {0.01}, 3000.0), 1000.0 - 0.01, 1e-9);
   EXPECT_NEAR(l.Get(0).spent_usd, 1000.0 - 0.01, 1e-9);
-  EXPECT_NEAR(l.Settle(0, 0.01, 0.01), 0.01, 1e-12);  // the other call still gets what it reserved
+  EXPECT_NEAR(l.Settle(0, {0.01}, 0.01), 0.01, 1e-12);  // the other call still gets what it reserved
   EXPECT_LE(l.Get(0).spent_usd, 1000.0 + 1e-9);
   EXPECT_EQ(l.overruns(), 1);
   EXPECT_NEAR(l.unbilled_usd(), 2000.01, 1e-6);
   ASSERT_TRUE(l.Reserve(0, 0).ok());
-  EXPECT_EQ(l.Settle(0, 0, -5.0), 0.0);
-  EXPECT_EQ(l.Settle(0, 0, std::nan("")), 0.0);
+  EXPECT_EQ(l.Settle(0, {0}, -5.0), 0.0);
+  EXPECT_EQ(l.Settle(0, {0}, std::nan("")), 0.0);
   EXPECT_NEAR(l.Get(0).spent_usd, 1000.0, 1e-9);
 }
 
 // A call that costs more than it reserved is charged in full when the key has room for it.
 TEST(BudgetTest, AnUnderestimatedCallIsChargedInFullWhenItFits) {
-  BudgetLedger l({{"h", "k", 1.0, 0, 0}});
+  LocalBudgetLedger l({{"h", "k", 1.0, 0, 0}});
   ASSERT_TRUE(l.Reserve(0, 0.1).ok());
-  EXPECT_NEAR(l.Settle(0, 0.1, 0.3), 0.3, 1e-12);
+  EXPECT_NEAR(l.Settle(0, {0.1}, 0.3), 0.3, 1e-12);
   EXPECT_EQ(l.overruns(), 0);
 }
 

@@ -144,12 +144,14 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       if (priced && !prompt_bound_) prompt_bound_ = PromptTokenBound(call);  // the same for every candidate
       reserved_ =
           priced ? s_.router->PriceBound(c.expert, call, *prompt_bound_) : c.predicted_cost * s_.config.reserve_factor;
-      Status reserved = s_.ledger->Reserve(key_, reserved_);
+      StatusOr<Reservation> reserved = s_.ledger->Reserve(key_, reserved_);
       if (!reserved.ok()) {
+        if (reserved.status().code() == StatusCode::kUnavailable) return BudgetUnavailable(reserved.status());
         budget_refused_ = true;
-        if (budget_message_.empty()) budget_message_ = reserved.message();
+        if (budget_message_.empty()) budget_message_ = reserved.status().message();
         continue;  // the next best expert may be cheap enough
       }
+      reservation_ = *reserved;
       if (attempted_) s_.metrics.CountFallback();
       attempted_ = true;
       if (routed_) s_.metrics.CountRoutingDecision(expert.config.name);
@@ -205,7 +207,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
         s_.metrics.CountUsageAnomaly(expert.config.name);
         AddNote("usage_clamped");
       }
-      const double charged = s_.ledger->Settle(key_, reserved_, r->cost_usd);
+      const double charged = s_.ledger->Settle(key_, reservation_, r->cost_usd);
       if (charged < r->cost_usd) {
         std::fprintf(stderr,
                      "baton serve: request %s: expert '%s' cost $%.9g, more than key '%s' had left; charged $%.9g\n",
@@ -218,7 +220,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       return Succeed(expert, *r);
     }
     if (client_gone_) return Cancelled(expert, nullptr);
-    s_.ledger->Settle(key_, reserved_, 0);
+    s_.ledger->Settle(key_, reservation_, 0);
     last_error_ = r.status();
     s_.metrics.CountUpstreamFailure(expert.config.name, StatusCodeName(last_error_.code()));
     // Upstream messages can quote the prompt (replay does), so they are logged only when prompts may be recorded.
@@ -241,7 +243,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       const double completion_tokens =
           static_cast<double>(std::max<int64_t>(relayed_pieces_, (relayed_bytes_ + 3) / 4));
       const double estimate = s_.router->PriceOf(current_, prompt_tokens, completion_tokens);
-      log_.cost_usd = s_.ledger->Settle(key_, reserved_, std::min(estimate, reserved_));
+      log_.cost_usd = s_.ledger->Settle(key_, reservation_, std::min(estimate, reserved_));
       log_.tokens_in = static_cast<int64_t>(prompt_tokens);
       log_.tokens_out = static_cast<int64_t>(completion_tokens);
       s_.metrics.AddSpend(expert.config.name, s_.config.keys[key_].name, *log_.cost_usd);
@@ -260,6 +262,19 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     int64_t bytes = 0;
     for (const auto& m : request_.chat.messages) bytes += static_cast<int64_t>(m.content.size()) + 16;
     return (bytes + 3) / 4;
+  }
+
+  // The ledger cannot tell whether the key may spend (its shared database is down): the request is refused, never
+  // let through unbudgeted. 503 with Retry-After, so clients and load balancers try again (another replica, later).
+  void BudgetUnavailable(const Status& st) {
+    std::fprintf(stderr, "baton serve: request %s: budget unavailable: %s\n", id_.c_str(),
+                 st.message().substr(0, kMaxLoggedError).c_str());
+    s_.metrics.CountBudgetUnavailable();
+    AddNote("budget_unavailable");
+    HttpResponse r = ErrorResponse(503, "the budget store is unavailable, so this request cannot be budgeted; retry later",
+                                   "api_error", "budget_store_unavailable");
+    r.headers.emplace_back("Retry-After", "1");
+    Finish(std::move(r));
   }
 
   // No expert answered: a budget refusal, or the last upstream error.
@@ -360,11 +375,14 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
           "invalid_request_error", "invalid_request"));
     }
     reserved_ = arch_->config.max_cost_usd ? std::min(bound.cost_usd, *arch_->config.max_cost_usd) : bound.cost_usd;
-    if (Status st = s_.ledger->Reserve(key_, reserved_); !st.ok()) {
+    StatusOr<Reservation> reserved = s_.ledger->Reserve(key_, reserved_);
+    if (!reserved.ok()) {
+      if (reserved.status().code() == StatusCode::kUnavailable) return BudgetUnavailable(reserved.status());
       budget_refused_ = true;
-      budget_message_ = st.message();
+      budget_message_ = reserved.status().message();
       return GiveUp();
     }
+    reservation_ = *reserved;
     attempted_ = true;
     archon::ArchonRunOptions o;
     o.limits = {.max_calls = arch_->config.max_calls,
@@ -402,7 +420,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   void OnArchitectureDone(StatusOr<archon::ArchonResult> r) {
     upstream_ms_ += MsSince(attempt_start_);
     in_attempt_ = false;
-    const double charged = s_.ledger->Settle(key_, reserved_, archon_spent_);
+    const double charged = s_.ledger->Settle(key_, reservation_, archon_spent_);
     if (charged < archon_spent_) AddNote("budget_capped");
     s_.metrics.AddSpend(request_.model, s_.config.keys[key_].name, charged);
     log_.cost_usd = charged;
@@ -516,7 +534,8 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   std::vector<Candidate> plan_;
   size_t next_ = 0, current_ = 0;
   bool routed_ = false, attempted_ = false, budget_refused_ = false;
-  double reserved_ = 0;
+  double reserved_ = 0;      // the amount the current call reserves
+  Reservation reservation_;  // what the ledger holds for it
   std::optional<int64_t> prompt_bound_;  // PromptTokenBound of the request, once a priced candidate needs it
   std::string budget_message_;
   Status last_error_;

@@ -169,7 +169,7 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
   }
   s->recorder = std::make_unique<Recorder>(std::move(store));
   Recorder* rec = s->recorder.get();
-  s->ledger = std::make_unique<BudgetLedger>(std::move(accounts), [rec](const BudgetAccount& a) {
+  s->ledger = std::make_unique<LocalBudgetLedger>(std::move(accounts), [rec](const BudgetAccount& a) {
     rec->PersistBudget({a.key_hash, a.name, a.budget_usd, a.spent_usd, a.reserved_usd});
   });
   for (const auto& k : config.keys) {

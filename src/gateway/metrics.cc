@@ -94,6 +94,8 @@ void Metrics::CountReload(bool ok) {
   (ok ? reloads_ok_ : reloads_failed_).fetch_add(1, std::memory_order_relaxed);
 }
 
+void Metrics::CountBudgetUnavailable() { budget_unavailable_.fetch_add(1, std::memory_order_relaxed); }
+
 void Metrics::CountFallback() {
   fallbacks_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -173,6 +175,9 @@ std::string Metrics::Render(const std::vector<std::pair<std::string, std::shared
   o += fmt::format("baton_router_reloads_total{{result=\"failed\"}} {}\n", reloads_failed_.load());
   header("baton_fallbacks_total", "counter", "Times a failed expert was replaced by the next best one.");
   o += fmt::format("baton_fallbacks_total {}\n", fallbacks_.load());
+  header("baton_budget_unavailable_total", "counter",
+         "Requests refused (503) because the budget store could not be reached.");
+  o += fmt::format("baton_budget_unavailable_total {}\n", budget_unavailable_.load());
   header("baton_http_request_duration_seconds", "histogram", "Time from a request's arrival to its response.");
   int64_t cumulative = 0;
   for (size_t b = 0; b < kBuckets.size(); ++b) {

@@ -30,6 +30,8 @@ class Metrics {
   void CountRoutingDecision(const std::string& expert);
   void CountUpstreamFailure(const std::string& expert, const std::string& reason);
   void CountFallback();
+  // A request refused with 503 because the budget ledger could not be reached (its shared database is down).
+  void CountBudgetUnavailable();
   // A streaming client went away before its answer was complete (not an upstream failure).
   void CountClientCancellation(const std::string& expert);
   // An upstream reported usage outside what the request allowed; it was clamped (see ChatResult).
@@ -65,6 +67,7 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, int64_t> archon_runs_;  // (architecture, outcome); guarded by mu_
   std::map<std::string, int64_t> feedback_;                             // by result; guarded by mu_
   std::atomic<int64_t> fallbacks_{0};
+  std::atomic<int64_t> budget_unavailable_{0};
   std::atomic<int64_t> reloads_ok_{0}, reloads_failed_{0};
   std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets_{};  // last = +Inf
   std::atomic<int64_t> latency_count_{0};

@@ -6,6 +6,7 @@
 #   scripts/load_test.sh [BATON_BINARY]          default: build/baton
 #   env: DURATION=30 (s per scenario)  RATE=5000 (req/s target)  CONNS=50  THREADS=2
 #        MEM_CONNS=1000  MEM_DURATION=10  OUT_DIR=build-loadtest  IO_THREADS=2 (baton's event loops)
+#        HTTP_CLIENT=auto (the expert's http_client: auto = Boost.Beast's pooled client for http://; curl = libcurl)
 #        WRK_CPUS=  SERVER_CPUS=  (taskset CPU lists, e.g. WRK_CPUS=1 SERVER_CPUS=0 keeps the load generator off the
 #        servers' core; empty = no pinning)
 #
@@ -26,6 +27,7 @@ MEM_CONNS="${MEM_CONNS:-1000}"
 MEM_DURATION="${MEM_DURATION:-10}"
 OUT_DIR="${OUT_DIR:-$ROOT/build-loadtest}"
 IO_THREADS="${IO_THREADS:-2}"
+HTTP_CLIENT="${HTTP_CLIENT:-auto}"
 WRK_CPUS="${WRK_CPUS:-}"
 SERVER_CPUS="${SERVER_CPUS:-}"
 WRK=(wrk); SERVER_PIN=()
@@ -125,7 +127,7 @@ router:
 keys:
   - {name: load, key: $KEY, budget_usd: 1000000000}
 experts:
-  - {name: $MODEL, kind: openai, base_url: "http://127.0.0.1:$NGINX_PORT/v1"}
+  - {name: $MODEL, kind: openai, base_url: "http://127.0.0.1:$NGINX_PORT/v1", http_client: $HTTP_CLIENT}
 YAML
 start_baton_serve load_test "$WORK" "${SERVER_PIN[@]}" "$BATON" serve --config "$WORK/baton.yaml" --listen 127.0.0.1:0
 BATON_PID=$SERVE_PID
@@ -214,7 +216,7 @@ add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 {
   echo
-  echo "Load test $(date -u +%Y-%m-%dT%H:%MZ): target $RATE req/s (wrk -t$THREADS -c$CONNS, delay ${DELAY_MS} ms per connection), ${DURATION} s per row, baton io_threads $IO_THREADS${WRK_CPUS:+, wrk on CPU $WRK_CPUS}${SERVER_CPUS:+, nginx and baton on CPU $SERVER_CPUS}; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+  echo "Load test $(date -u +%Y-%m-%dT%H:%MZ): target $RATE req/s (wrk -t$THREADS -c$CONNS, delay ${DELAY_MS} ms per connection), ${DURATION} s per row, baton io_threads $IO_THREADS, http_client $HTTP_CLIENT${WRK_CPUS:+, wrk on CPU $WRK_CPUS}${SERVER_CPUS:+, nginx and baton on CPU $SERVER_CPUS}; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
   echo
   echo "| target | achieved req/s | p50 ms | p90 ms | p99 ms | errors |"
   echo "| --- | ---: | ---: | ---: | ---: | --- |"

@@ -147,6 +147,9 @@ struct ExpertConfig {
   // upstream cannot make the gateway buffer without bound. A streamed token costs ~150-250 bytes of SSE, so the
   // default allows some 40k streamed tokens. Default: 8 MiB
   int64_t max_response_bytes = 8 << 20;
+  // The HTTP client of asynchronous calls: "auto" = Boost.Beast with a per-upstream connection pool for http:// URLs
+  // (leaner per call), libcurl for https:// ones; "curl" = libcurl always. Default: "auto"
+  std::string http_client = "auto";
   // replay
   std::string replay_db;       // a baton database holding the recorded responses (baton import), or
   std::string replay_dir;      // a dataset folder to import into memory at start-up

@@ -22,6 +22,7 @@
 #include "baton/json_limits.h"
 #include "experts/backends.h"
 #include "experts/curl_loop.h"
+#include "experts/http_pool.h"
 
 namespace baton::experts {
 namespace {
@@ -286,7 +287,8 @@ struct Call {
   UsageBounds bounds;             // from the payload
   curl_slist* headers = nullptr;  // holds the API key
   std::chrono::milliseconds timeout{0};
-  CURL* curl = nullptr;  // the handle performing it
+  CURL* curl = nullptr;  // the handle performing it (libcurl)
+  long http = 0;         // the response's status, once known (Beast)
   Clock::time_point start;
   ChatResult result;
   SseParser sse;
@@ -297,33 +299,37 @@ struct Call {
   bool too_large = false;  // aborted: the response passed max_response_bytes
 };
 
-size_t WriteCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
-  auto* t = static_cast<Call*>(userdata);
-  const size_t n = size * nmemb;
+// Takes `n` bytes of the response body of HTTP status `code`; false aborts the transfer (too large, or the sink
+// asked to stop).
+bool Consume(Call* t, long code, const char* ptr, size_t n) {
   // Every response is bounded, whatever its kind: a plain body, a stream, an error body.
   t->received += static_cast<int64_t>(n);
   if (t->received > t->max_response_bytes) {
     t->too_large = true;
-    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+    return false;
   }
-  if (t->streaming) {
-    long code = 0;
-    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
-    if (code == 200) {
-      if (!t->sse.Feed(ptr, n)) {
-        t->cancelled = true;
-        return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-      }
-      return n;
+  if (t->streaming && code == 200) {
+    if (!t->sse.Feed(ptr, n)) {
+      t->cancelled = true;
+      return false;
     }
+    return true;
   }
   t->body.append(ptr, n);  // at most max_response_bytes, checked above
-  return n;
+  return true;
+}
+
+size_t WriteCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  auto* t = static_cast<Call*>(userdata);
+  long code = 0;
+  if (t->streaming) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+  return Consume(t, code, ptr, size * nmemb) ? size * nmemb : 0;  // 0 aborts with CURLE_WRITE_ERROR
 }
 
 // An OpenAI-compatible chat completions client. Thread-safety: safe for concurrent calls. A blocking call takes an
 // easy handle from a mutex-guarded pool (so its connection is reused by later calls) and returns it afterwards; an
-// asynchronous call runs on the CurlLoop of the caller's loop, which pools handles and connections per loop.
+// asynchronous call runs on the caller's loop: on its HttpPool (Boost.Beast, connections pooled per upstream) for an
+// http:// URL, else on its CurlLoop, which pools handles and connections per loop.
 class OpenAiExpert : public ExpertBackend {
  public:
   OpenAiExpert(ExpertConfig config, std::string api_key) : config_(std::move(config)), api_key_(std::move(api_key)) {
@@ -332,6 +338,11 @@ class OpenAiExpert : public ExpertBackend {
     while (!base.empty() && base.back() == '/') base.pop_back();
     url_ = base + "/chat/completions";
     model_ = config_.model.empty() ? config_.name : config_.model;
+    if (config_.http_client != "curl") endpoint_ = ParsePlainHttpUrl(url_);
+    if (endpoint_) {
+      beast_headers_ = {{"Content-Type", "application/json"}};
+      if (!api_key_.empty()) beast_headers_.emplace_back("Authorization", "Bearer " + api_key_);
+    }
   }
   ~OpenAiExpert() override {
     for (CURL* c : idle_) curl_easy_cleanup(c);
@@ -355,6 +366,18 @@ class OpenAiExpert : public ExpertBackend {
   // flight when that io_context is destroyed is dropped: `done` and the sink are destroyed uncalled.
   void CompleteAsync(ChatRequest request, StreamSink sink, const AsyncContext& ctx, CompletionHandler done) override {
     if (ctx.loop == nullptr) return;  // nowhere to deliver a result: a caller bug, nothing to answer
+    if (endpoint_) {
+      auto call = std::make_unique<PooledCall>(*this, std::move(sink), std::move(done));
+      if (Status s = Prepare(request, &call->call); !s.ok()) {
+        boost::asio::post(*ctx.loop, [call = std::move(call), s = std::move(s)] { call->done(s); });
+        return;
+      }
+      call->request_headers = beast_headers_;
+      call->request_headers.emplace_back("Accept", call->call.streaming ? "text/event-stream" : "application/json");
+      call->call.start = Clock::now();
+      boost::asio::use_service<HttpPool>(*ctx.loop).Start(std::move(call));
+      return;
+    }
     auto call = std::make_unique<AsyncCall>(*this, std::move(sink), std::move(done));
     if (Status s = Prepare(request, &call->call); !s.ok()) {
       boost::asio::post(*ctx.loop, [call = std::move(call), s = std::move(s)] { call->done(s); });
@@ -375,6 +398,29 @@ class OpenAiExpert : public ExpertBackend {
     StreamSink sink;
     CompletionHandler done;
     Call call;
+  };
+
+  // A call handed to an HttpPool. When the loop's io_context is destroyed first, it is destroyed with `done` uncalled.
+  struct PooledCall : HttpPool::Exchange {
+    PooledCall(const OpenAiExpert& e, StreamSink s, CompletionHandler d)
+        : expert(e), sink(std::move(s)), done(std::move(d)), call(&sink, e.config_.max_response_bytes) {}
+    const HttpEndpoint& endpoint() const override { return *expert.endpoint_; }
+    const std::string& body() const override { return call.payload; }
+    const std::vector<std::pair<std::string, std::string>>& headers() const override {
+      return request_headers;
+    }
+    std::chrono::milliseconds timeout() const override { return call.timeout; }
+    void OnStatus(int status) override { call.http = status; }
+    bool OnBody(const char* data, size_t n) override { return Consume(&call, call.http, data, n); }
+    void Finish(HttpOutcome outcome, const std::string& detail) override {
+      done(expert.Conclude(call.http, expert.MapPoolOutcome(outcome, detail, call), &call));
+    }
+
+    const OpenAiExpert& expert;
+    StreamSink sink;
+    CompletionHandler done;
+    Call call;
+    std::vector<std::pair<std::string, std::string>> request_headers;  // holds the API key
   };
 
   // Everything the call sends (body, headers), before it has a handle.
@@ -422,14 +468,20 @@ class OpenAiExpert : public ExpertBackend {
   // The call's result from libcurl's `rc`. First wipes the options that point into `call` (the body; the headers,
   // which hold the key) from `curl`, which goes back to a pool; nullptr when the transfer never started.
   StatusOr<ChatResult> Finish(CURL* curl, CURLcode rc, Call* call) const {
-    call->result.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - call->start).count();
     long http = 0;
     if (curl != nullptr) {
       curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http);
       curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
       curl_easy_setopt(curl, CURLOPT_POSTFIELDS, nullptr);
     }
-    BATON_RETURN_IF_ERROR(MapTransport(rc, *call));
+    return Conclude(http, MapTransport(rc, *call), call);
+  }
+
+  // The call's result from the response's status `http` and how the transfer ended (`transport`), whichever client
+  // performed it.
+  StatusOr<ChatResult> Conclude(long http, const Status& transport, Call* call) const {
+    call->result.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - call->start).count();
+    BATON_RETURN_IF_ERROR(transport);
     BATON_RETURN_IF_ERROR(MapHttp(http, call->body));
     if (call->streaming) {
       if (!call->sse.Finish()) {
@@ -508,6 +560,21 @@ class OpenAiExpert : public ExpertBackend {
     }
   }
 
+  // The HttpPool's outcome as MapTransport words libcurl's.
+  Status MapPoolOutcome(HttpOutcome outcome, const std::string& detail, const Call& call) const {
+    if (outcome == HttpOutcome::kComplete) return Status::Ok();
+    if (call.too_large) {
+      return Status::Unavailable(
+          fmt::format("expert '{}': the upstream response exceeded {} bytes", name(), call.max_response_bytes));
+    }
+    if (call.cancelled) return Status::FailedPrecondition(fmt::format("expert '{}': cancelled by the sink", name()));
+    const std::string what = fmt::format("expert '{}' at {}: {}", name(), url_, detail);
+    if (outcome == HttpOutcome::kTimeout) {
+      return Status::DeadlineExceeded(fmt::format("{} (timeout {} ms)", what, call.timeout.count()));
+    }
+    return Status::Unavailable(what);  // refused, reset, closed mid-body, not HTTP: the remote party did not answer
+  }
+
   Status MapHttp(long http, const std::string& body) const {
     if (http == 200) return Status::Ok();
     const std::string what = fmt::format("expert '{}' answered HTTP {}: {}", name(), http, UpstreamMessage(body));
@@ -576,6 +643,8 @@ class OpenAiExpert : public ExpertBackend {
   const std::string api_key_;  // never logged
   std::string url_;
   std::string model_;
+  std::optional<HttpEndpoint> endpoint_;  // set when asynchronous calls go through the HttpPool
+  std::vector<std::pair<std::string, std::string>> beast_headers_;  // the HttpPool's fixed headers (the API key)
   std::mutex mu_;
   std::vector<CURL*> idle_;  // guarded by mu_
 };

@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -200,19 +201,39 @@ ChatRequest Req(milliseconds timeout = milliseconds(5'000)) {
   return q;
 }
 
-std::unique_ptr<ExpertBackend> Make(const ExpertConfig& c) {
+// The asynchronous path's HTTP client for the experts Make builds (ExpertConfig::http_client): "auto" (Boost.Beast's
+// HttpPool for these http:// URLs) or "curl" (CurlLoop). Set per test by OpenAiExpertTest.
+std::string g_http_client = "auto";
+
+std::unique_ptr<ExpertBackend> Make(ExpertConfig c) {
+  c.http_client = g_http_client;
   auto e = experts::MakeOpenAiExpert(c);
   EXPECT_TRUE(e.ok()) << e.status().ToString();
   return std::move(e).value();
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// What both paths do alike, each test run twice: through Complete() on the test's thread (/Blocking) and through
-// CompleteAsync() on a testing::LoopThread (/Async), whose RunAsync also checks that the sink and the handler run on
-// the loop's thread, that the handler never runs inside CompleteAsync, and that no piece follows it.
+// What every path does alike, each test run three times: through Complete() on the test's thread (/Blocking) and
+// through CompleteAsync() on a testing::LoopThread, once with each HTTP client (/AsyncBeast, /AsyncCurl); RunAsync
+// also checks that the sink and the handler run on the loop's thread, that the handler never runs inside
+// CompleteAsync, and that no piece follows it.
 
-class OpenAiExpertTest : public testing::CallPathTest {};
-INSTANTIATE_TEST_SUITE_P(BlockingAndAsync, OpenAiExpertTest, testing::BothCallPaths(), testing::CallPathName);
+using PathAndClient = std::tuple<testing::CallPath, const char*>;
+class OpenAiExpertTest : public ::testing::TestWithParam<PathAndClient> {
+ protected:
+  void SetUp() override { g_http_client = std::get<1>(GetParam()); }
+  void TearDown() override { g_http_client = "auto"; }
+  testing::Caller caller_{std::get<0>(GetParam())};
+};
+INSTANTIATE_TEST_SUITE_P(Paths, OpenAiExpertTest,
+                         ::testing::Values(PathAndClient{testing::CallPath::kBlocking, "auto"},
+                                           PathAndClient{testing::CallPath::kAsync, "auto"},
+                                           PathAndClient{testing::CallPath::kAsync, "curl"}),
+                         [](const ::testing::TestParamInfo<PathAndClient>& info) {
+                           if (std::get<0>(info.param) == testing::CallPath::kBlocking) return std::string("Blocking");
+                           return std::string(std::get<1>(info.param) == std::string("curl") ? "AsyncCurl"
+                                                                                            : "AsyncBeast");
+                         });
 
 TEST_P(OpenAiExpertTest, CompletionWithUsageBasedCostAndConnectionReuse) {
   // Within what Req() allows: a prompt bound of 126 tokens, max_tokens 8 (see ImplausibleUsageIsClampedAndNoted).

@@ -102,7 +102,8 @@ Status ParseExpert(const YAML::Node& n, const std::string& path, const std::stri
   BATON_RETURN_IF_ERROR(
       f.OnlyKnown({"name", "kind", "usd_per_mtok_in", "usd_per_mtok_out", "base_url", "model", "api_key_env",
                    "replay_db", "replay_dir", "replay_dataset", "replay_model", "gguf_path", "n_ctx",
-                   "default_max_tokens", "timeout_s", "max_retries", "max_concurrency", "max_response_bytes"}));
+                   "default_max_tokens", "timeout_s", "max_retries", "max_concurrency", "max_response_bytes",
+                   "http_client"}));
   BATON_RETURN_IF_ERROR(f.Get("name", &e->name));
   if (e->name.empty()) return f.Error("name", "missing (every expert needs a unique name)");
   if (e->name == "baton") return f.Error("name", "'baton' is reserved for routed requests");
@@ -123,7 +124,8 @@ Status ParseExpert(const YAML::Node& n, const std::string& path, const std::stri
                             {"replay_dir", &e->replay_dir},
                             {"replay_dataset", &e->replay_dataset},
                             {"replay_model", &e->replay_model},
-                            {"gguf_path", &e->gguf_path}}) {
+                            {"gguf_path", &e->gguf_path},
+                            {"http_client", &e->http_client}}) {
     BATON_RETURN_IF_ERROR(f.Get(field, out));
   }
   e->replay_db = Resolve(base, e->replay_db);
@@ -140,6 +142,9 @@ Status ParseExpert(const YAML::Node& n, const std::string& path, const std::stri
   if (e->max_retries < 0) return f.Error("max_retries", "must be >= 0");
   if (e->max_concurrency < 0) return f.Error("max_concurrency", "must be >= 0");
   if (e->kind == "openai" && e->base_url.empty()) return f.Error("base_url", "required for kind 'openai'");
+  if (e->http_client != "auto" && e->http_client != "curl") {
+    return f.Error("http_client", "must be 'auto' (Beast for http://, libcurl for https://) or 'curl'");
+  }
   if (e->kind == "replay" && e->replay_db.empty() && e->replay_dir.empty()) {
     return f.Error("replay_dir", "kind 'replay' needs replay_dir or replay_db");
   }

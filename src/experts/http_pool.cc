@@ -27,7 +27,7 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
-constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kReadChunk = 8 * 1024;  // per call in flight, in its coroutine frame
 
 bool AllowedHostChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||

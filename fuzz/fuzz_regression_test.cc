@@ -6,6 +6,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,11 +39,14 @@ std::string ReadAll(const fs::path& p) {
   return ss.str();
 }
 
+// gtest prints the target's name in failure messages instead of its bytes.
+void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
+
 class FuzzReplay : public ::testing::TestWithParam<Target> {};
 
 TEST_P(FuzzReplay, CorpusAndRegressionsComeBackAsStatus) {
   const Target t = GetParam();
-  TempDir tmp;
+  testing::TempDir tmp;
   SetScratchDir(tmp.path());
   const fs::path root = fs::path(BATON_SOURCE_DIR) / "fuzz";
   std::vector<fs::path> inputs = FilesUnder(root / "corpus" / t.name);
@@ -64,8 +68,12 @@ TEST_P(FuzzReplay, CorpusAndRegressionsComeBackAsStatus) {
     }
     EXPECT_EQ(r.violation, "") << r.status.ToString();
     const std::string name = p.filename().string();
-    if (name.rfind("valid_", 0) == 0) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
-    if (name.rfind("invalid_", 0) == 0) EXPECT_FALSE(r.status.ok()) << "accepted";
+    if (name.rfind("valid_", 0) == 0) {
+      EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+    }
+    if (name.rfind("invalid_", 0) == 0) {
+      EXPECT_FALSE(r.status.ok()) << "accepted";
+    }
   }
   SetScratchDir("");
 }

@@ -5,6 +5,7 @@
 #       SECONDS_PER_TARGET  default 60; targets run one after the other
 #       TARGET              request_parser config import_csv import_jsonl import_wide model (default: all)
 #   e.g. `nice -n 10 scripts/fuzz.sh 120` for the run in bench/RESULTS.md, `scripts/fuzz.sh 30 model` for one target.
+#   FUZZ_PARALLEL=N runs N targets at a time (default 1); FUZZ_JOBS=N compile jobs (default 2).
 #
 # Installs clang-14 and its fuzzer/sanitizer runtime if missing (FUZZ_PACKAGES: deliberately not in scripts/setup.sh,
 # the main build does not need them), builds fuzz/CMakeLists.txt into build-fuzz/ (every baton source the targets
@@ -58,15 +59,14 @@ cmake -S "$ROOT/fuzz" -B "$OUT" -G Ninja -DCMAKE_CXX_COMPILER="$CXX" >"$OUT/cmak
 cmake --build "$OUT" -j "${FUZZ_JOBS:-2}" --target "${TARGETS[@]/%/_fuzzer}"
 echo "fuzz: built in $(( $(date +%s) - start ))s"
 
-rc_all=0
-summary=()
-for t in "${TARGETS[@]}"; do
-  corpus="$OUT/corpus/$t"
-  artifacts="$OUT/artifacts/$t"
-  log="$OUT/$t.log"
+# Runs one target; writes its line to $OUT/<target>.summary and returns non-zero on a finding.
+run_target() {
+  local t="$1"
+  local corpus="$OUT/corpus/$t" artifacts="$OUT/artifacts/$t" log="$OUT/$t.log"
   rm -rf "$corpus" && mkdir -p "$corpus" "$artifacts"
   cp -f "$ROOT/fuzz/corpus/$t"/* "$corpus"/
   if compgen -G "$ROOT/fuzz/regressions/$t/*" >/dev/null; then cp -f "$ROOT/fuzz/regressions/$t"/* "$corpus"/; fi
+  local seeds rc
   seeds=$(find "$corpus" -type f | wc -l)
   echo "fuzz: $t for ${SECONDS_PER_TARGET}s (log: $log)"
   set +e
@@ -79,6 +79,7 @@ for t in "${TARGETS[@]}"; do
   rc=$?
   set -e
   stat() { grep -o "stat::$1: *[0-9]*" "$log" | grep -o '[0-9]*$' | tail -n1 || true; }
+  local execs eps last cov ft after found
   execs=$(stat number_of_executed_units)
   eps=$(stat average_exec_per_sec)
   last=$(grep -E '^#[0-9]+' "$log" | tail -n1 || true)
@@ -88,17 +89,29 @@ for t in "${TARGETS[@]}"; do
   if [ "$rc" -eq 0 ]; then
     found="none"
   else
-    rc_all=1
+    local artifact
     artifact=$(ls -t "$artifacts"/* 2>/dev/null | head -n1 || true)
     found="FINDING (exit $rc): ${artifact:-no artifact, see $log}"
     grep -m3 -E 'ERROR: |runtime error|broken promise|Test unit written' "$log" >&2 || true
   fi
-  line=$(printf '%-15s executions %-10s exec/s %-7s cov %-6s ft %-7s corpus %s -> %s  findings: %s' \
-    "$t" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "$seeds" "$after" "$found")
-  echo "fuzz: $line"
-  summary+=("$line")
+  printf '%-15s executions %-10s exec/s %-7s cov %-6s ft %-7s corpus %s -> %s  findings: %s\n' \
+    "$t" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "$seeds" "$after" "$found" >"$OUT/$t.summary"
+  echo "fuzz: $(cat "$OUT/$t.summary")"
+  return "$rc"
+}
+
+# FUZZ_PARALLEL targets at a time (default 1: one after the other).
+rc_all=0
+for t in "${TARGETS[@]}"; do
+  rm -f "$OUT/$t.summary"
+  run_target "$t" &
+  while [ "$(jobs -rp | wc -l)" -ge "${FUZZ_PARALLEL:-1}" ]; do wait -n || true; done
 done
+wait || true
 
 echo "fuzz: summary (${SECONDS_PER_TARGET}s per target)"
-printf '  %s\n' "${summary[@]}"
+for t in "${TARGETS[@]}"; do
+  if [ -f "$OUT/$t.summary" ]; then echo "  $(cat "$OUT/$t.summary")"; else echo "  $t: no result"; rc_all=1; fi
+  if grep -q 'findings: FINDING' "$OUT/$t.summary" 2>/dev/null; then rc_all=1; fi
+done
 exit "$rc_all"

@@ -210,7 +210,9 @@ FuzzResult FuzzConfig(std::string_view yaml) {
     for (const auto& k : c.keys) {
       if (k.name.empty() || !IsLowerHex64(k.key_sha256)) return Broken(Status::Ok(), "a client key without name or hash");
       if (!(k.budget_usd >= 0) || !std::isfinite(k.budget_usd)) return Broken(Status::Ok(), "a bad budget accepted");
-      if (!(k.rate_limit_rps >= 0) || k.max_concurrency < 0) return Broken(Status::Ok(), "a bad key limit accepted");
+      if (!(k.rate_limit_rps >= 0) || !std::isfinite(k.rate_limit_rps) || k.max_concurrency < 0) {
+        return Broken(Status::Ok(), "a bad key limit accepted");
+      }
     }
     for (const auto& e : c.experts) {
       if (e.name.empty() || e.name == "baton") return Broken(Status::Ok(), "an expert without a usable name");

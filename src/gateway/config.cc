@@ -263,7 +263,9 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
     BATON_RETURN_IF_ERROR(kf.Get("budget_usd", &k.budget_usd));
     if (!(k.budget_usd >= 0) || !std::isfinite(k.budget_usd)) return kf.Error("budget_usd", "must be >= 0");
     BATON_RETURN_IF_ERROR(kf.Get("rate_limit_rps", &k.rate_limit_rps));
-    if (!(k.rate_limit_rps >= 0)) return kf.Error("rate_limit_rps", "must be >= 0");
+    if (!(k.rate_limit_rps >= 0) || !std::isfinite(k.rate_limit_rps)) {
+      return kf.Error("rate_limit_rps", "must be a finite number >= 0 (0 = unlimited)");
+    }
     BATON_RETURN_IF_ERROR(kf.Get("max_concurrency", &k.max_concurrency));
     if (k.max_concurrency < 0) return kf.Error("max_concurrency", "must be >= 0 (0 = unlimited)");
     c.keys.push_back(std::move(k));

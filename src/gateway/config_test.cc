@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "gateway/auth.h"
+#include "gateway/gateway_state.h"
 
 namespace baton::gateway {
 namespace {
@@ -78,12 +79,27 @@ TEST(ConfigTest, ErrorsNameTheField) {
       "keys: [{name: k, key: x, budget_usd: 1, max_concurrency: -2}]\nexperts: [{name: a, kind: replay, "
       "replay_dir: d}]",
       "keys[0].max_concurrency: must be >= 0 (0 = unlimited)");
+  ExpectError("keys: [{name: k, key: x, budget_usd: 1, rate_limit_rps: .inf}]\nexperts: [{name: a, kind: replay, "
+              "replay_dir: d}]",
+              "keys[0].rate_limit_rps: must be a finite number >= 0");
   ExpectError(keys + "max_in_flight: 0\nexperts: [{name: a, kind: replay, replay_dir: d}]",
               "max_in_flight: must be >= 1");
   ExpectError(keys + "max_body_bytes: 0\nexperts: [{name: a, kind: replay, replay_dir: d}]", "max_body_bytes:");
   ExpectError(keys + "router: {model: m, train_dir: d}\nexperts: [{name: a, kind: replay, replay_dir: d}]",
               "router.model: give either");
   ExpectError("listen: [unclosed", "config.yaml:");
+}
+
+// A key's rate_limit_rps becomes its token bucket; a tiny rate used to overflow the int of Retry-After (undefined
+// behaviour: the cast of 1e10 seconds), now clamped to a day.
+TEST(ConfigTest, TinyRateLimitGivesABoundedRetryAfter) {
+  RateLimiter l;
+  l.rate = 1e-10;
+  l.tokens = 1;
+  l.last = std::chrono::steady_clock::now();
+  EXPECT_TRUE(l.Allow());
+  EXPECT_FALSE(l.Allow());
+  EXPECT_EQ(l.RetryAfterSeconds(), 86400);
 }
 
 TEST(ConfigTest, ArchitecturesAreOptionalAndValidated) {

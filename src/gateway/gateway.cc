@@ -33,7 +33,8 @@ bool RateLimiter::Allow() {
 int RateLimiter::RetryAfterSeconds() {
   if (rate <= 0) return 1;
   std::lock_guard<std::mutex> lock(mu);
-  return std::max(1, static_cast<int>(std::ceil((1 - tokens) / rate)));
+  // Clamped before the cast: at a tiny rate (1e-10 rps) the wait does not fit an int. A day is as good as never.
+  return static_cast<int>(std::clamp(std::ceil((1 - tokens) / rate), 1.0, 86400.0));
 }
 
 StatusOr<GatewayParts> BuildGatewayParts(const GatewayConfig& config) {

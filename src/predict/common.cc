@@ -230,6 +230,19 @@ void DomainPrior::Load(ByteReader* r) {
   sub_strength = r->F32s();
   r->Expect(sub_table, num_experts * num_subs, "sub-domain prior table");
   r->Expect(sub_strength, num_experts, "sub-domain prior strength");
+  // Fit writes scores in [0, 1] and positive strengths; anything else would predict outside [0, 1].
+  const auto scores = [](const std::vector<float>& v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return x >= 0 && x <= 1; });
+  };
+  const auto strengths = [](const std::vector<float>& v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return x > 0 && std::isfinite(x); });
+  };
+  if (r->ok() && !(scores(global) && scores(table) && scores(sub_table))) {
+    r->Fail("a domain prior score is outside [0, 1]");
+  }
+  if (r->ok() && !(strengths(strength) && strengths(sub_strength))) {
+    r->Fail("a domain prior strength is not a positive number");
+  }
 }
 
 std::vector<size_t> AllRows(size_t n) {

@@ -135,6 +135,11 @@ class NeighborPredictor final : public PredictorBase {
     if (r.ok() && (n_ > z_.size() || config_.k == 0)) r.Fail("neighbour index header is inconsistent");
     r.Expect(z_, n_ * kEmbedDim, "neighbour sketches");
     r.Expect(y_, n_ * experts_.size(), "neighbour scores");
+    // Predictions average these: a score outside [0, 1] (NaN = not observed) would leave the [0, 1] promise.
+    if (r.ok() && !std::all_of(y_.begin(), y_.end(), [](float v) { return std::isnan(v) || (v >= 0 && v <= 1); })) {
+      r.Fail("a neighbour score is outside [0, 1]");
+    }
+    if (r.ok() && !(config_.shrink >= 0 && std::isfinite(config_.shrink))) r.Fail("negative or non-finite shrink");
     if (r.ok() && (prior_.num_experts != experts_.size() || prior_.num_domains != domains_.size())) {
       r.Fail("domain prior shape does not match its experts/domains");
     }

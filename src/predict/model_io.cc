@@ -10,6 +10,7 @@
 
 #include "baton/file.h"
 #include "baton/predictor.h"
+#include "predict/model_io.h"
 #include "predict/serial.h"
 
 namespace baton {
@@ -54,11 +55,14 @@ StatusOr<RouterModel> LoadModel(const std::string& path) {
   if (!in) return Status::NotFound("cannot open model file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string file = ss.str();
+  return ParseModel(ss.str(), path);
+}
+
+StatusOr<RouterModel> ParseModel(std::string_view file, const std::string& path) {
   if (file.size() < sizeof(kMagic) || file.compare(0, sizeof(kMagic), kMagic, sizeof(kMagic)) != 0) {
     return Status::DataLoss(path + " is not a baton model file (bad magic)");
   }
-  predict::ByteReader hr(std::string_view(file).substr(sizeof(kMagic)));
+  predict::ByteReader hr(file.substr(sizeof(kMagic)));
   const uint32_t version = hr.U32();
   if (!hr.ok()) return Status::DataLoss(path + ": model file truncated in its header");
   if (version != kModelFormatVersion) {
@@ -71,7 +75,7 @@ StatusOr<RouterModel> LoadModel(const std::string& path) {
     return Status::DataLoss(path + ": model file truncated or has trailing bytes (" + std::to_string(file.size()) +
                             " bytes)");
   }
-  const std::string_view payload = std::string_view(file).substr(header, size);
+  const std::string_view payload = file.substr(header, size);
   uint64_t stored = 0;
   std::memcpy(&stored, file.data() + header + size, 8);
   if (stored != Fnv1a64(payload)) return Status::DataLoss(path + ": model file checksum mismatch (corrupted)");

@@ -31,6 +31,8 @@ namespace {
 
 enum class Engine { kSqlite, kPostgres };
 
+void PrintTo(Engine e, std::ostream* os) { *os << (e == Engine::kSqlite ? "sqlite" : "postgresql"); }
+
 std::string EngineName(const ::testing::TestParamInfo<Engine>& info) {
   return info.param == Engine::kSqlite ? "sqlite" : "postgresql";
 }

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libsqlite3-dev sqlite3  # the embedded store (the sqlite3 shell is used by tests to inspect it)
+  libpq-dev postgresql    # the PostgreSQL store; its tests start a throw-away server (scripts/pg_server.sh)
   nlohmann-json3-dev      # JSON (JSONL datasets, model files, reports)
   libcli11-dev            # command-line parsing
   libfmt-dev              # formatting

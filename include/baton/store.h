@@ -1,6 +1,7 @@
-// Store: baton's embedded database of experts, queries, recorded outcomes, recorded answers and request logs.
+// Store: baton's database of experts, queries, recorded outcomes, recorded answers, request logs and budgets.
 //
-// One SQLite file in WAL mode. Everything baton learns from lives here: outcomes come from imports (`imported`),
+// Two engines behind one API: an SQLite file in WAL mode (the embedded default), or a PostgreSQL database named by a
+// postgresql:// URL (shared by several processes, e.g. `baton serve` replicas). Everything baton learns from lives here: outcomes come from imports (`imported`),
 // from the gateway's live traffic (`live`) and from the self-play loop (`selfplay`). Writers group their work in a
 // Transaction, which rolls back unless committed, so a failed import leaves the database exactly as it was.
 //
@@ -11,8 +12,16 @@
 //   ...
 //   BATON_RETURN_IF_ERROR(tx.Commit());
 //
-// Thread-safety: a Store is used by one thread at a time; open one Store per thread for concurrent access (WAL lets
-// readers and one writer proceed together).
+// Thread-safety: a Store (one database connection) is used by one thread at a time; open one Store per thread for
+// concurrent access. Many Stores, in one process or many, may share a database: SQLite's WAL lets readers and one
+// writer proceed together (writers queue on its lock); on PostgreSQL writers lock only the rows they change. The
+// budget operations (ReserveBudget, SettleBudget, ReleaseExpiredReservations) are atomic in the database itself, so
+// any number of processes sharing one PostgreSQL database never together overspend a key's budget.
+//
+// PostgreSQL connection loss: a statement that fails because the connection dropped is retried after reconnecting,
+// with exponential backoff (StoreOptions::retry_*), but never inside an open transaction: then the transaction is
+// lost, every later call in it and its Commit fail with Unavailable, and the caller retries the whole transaction.
+// When the database stays down, calls return Unavailable naming the database (never its password) and the cause.
 #pragma once
 
 #include <cstdint>
@@ -136,22 +145,36 @@ struct DatasetInfo {
 };
 
 struct StoreOptions {
-  bool create = true;      // create the file and schema when missing. Default: true
+  bool create = true;      // create the file and schema when missing (PostgreSQL: the schema only). Default: true
   bool read_only = false;  // Default: false
+  // PostgreSQL: reconnect after a lost connection waiting retry_initial_ms, doubling up to retry_max_ms between
+  // tries, for at most retry_total_ms in all before the call returns Unavailable.
+  int retry_initial_ms = 50;
+  int retry_max_ms = 1000;
+  int retry_total_ms = 5000;
+  int connect_timeout_s = 5;  // PostgreSQL: per connection attempt (libpq connect_timeout) unless the URL sets it
 };
+
+// Whether `target` names a PostgreSQL database (a postgresql:// or postgres:// URL) rather than an SQLite file.
+bool IsDatabaseUrl(const std::string& target);
+// `target` as messages may show it: a URL with its password replaced by ***; a file path unchanged.
+std::string DatabaseDisplayName(const std::string& target);
 
 class Store {
  public:
   class Transaction;
 
-  // Opens or creates the database at `path` (":memory:" for a private in-memory one) and brings its schema up to the
-  // current version. A file written by a newer baton is refused with FailedPrecondition.
+  // Opens or creates the database at `path` and brings its schema up to the current version: a
+  // postgresql://[user[:password]@][host][:port]/dbname[?param=value...] URL (also postgres://; libpq's syntax, the
+  // database must exist) opens PostgreSQL, anything else is an SQLite file (":memory:" for a private in-memory one).
+  // A database written by a newer baton is refused with FailedPrecondition; a PostgreSQL server that cannot be
+  // reached is Unavailable. Concurrent Opens of one database (several processes) migrate it once.
   static StatusOr<std::unique_ptr<Store>> Open(const std::string& path, const StoreOptions& options = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Starts a write transaction (BEGIN IMMEDIATE). REQUIRES: no transaction is open on this Store.
+  // Starts a write transaction (SQLite: BEGIN IMMEDIATE). REQUIRES: no transaction is open on this Store.
   StatusOr<Transaction> Begin();
 
   // Inserts the expert or, when the name exists, returns the existing id; prices given here fill in unknown ones.
@@ -177,7 +200,7 @@ class Store {
   StatusOr<int64_t> InsertOnboarding(const OnboardingRecord& record);
   StatusOr<std::vector<OnboardingRecord>> ListOnboarding();
 
-  // Runs `fn` as one all-or-nothing unit (an SQLite savepoint, inside or outside a Transaction): its writes stay when
+  // Runs `fn` as one all-or-nothing unit (a savepoint inside a Transaction, a transaction of its own outside one): its writes stay when
   // it returns OK and are undone when it returns an error (returned as is) or throws (Internal).
   Status Atomically(const std::function<Status()>& fn);
 
@@ -186,6 +209,23 @@ class Store {
   // Sets the key's spent and reserved amounts. NotFound when the key has no budget row.
   Status SetClientSpend(const std::string& key_hash, double spent_usd, double reserved_usd);
   StatusOr<std::vector<ClientBudgetRecord>> ListClientBudgets();
+  StatusOr<std::optional<ClientBudgetRecord>> GetClientBudget(const std::string& key_hash);
+
+  // Shared budgets (schema v6). Each is one transaction whose checks are in its SQL statements (a conditional UPDATE
+  // under the key's row lock), never a read-modify-write in C++; inside an open Transaction they run in a savepoint.
+  //
+  // Reserves amount_usd (>= 0) on the key, atomically in the database: succeeds only when
+  // spent + reserved + amount <= budget, and returns the reservation's id. ResourceExhausted (the message says
+  // spent/budget/reserved/needed) when it does not fit; NotFound for an unknown key; Unavailable when the database
+  // is down. The reservation expires ttl_ms (> 0) from now; `holder` says who holds it (e.g. a replica's name).
+  StatusOr<int64_t> ReserveBudget(const std::string& key_hash, double amount_usd, int64_t ttl_ms,
+                                  const std::string& holder);
+  // Ends the reservation: releases its amount and charges min(actual_usd, what the key has left), in one
+  // transaction; returns what was charged. A reservation that already expired (released by the sweeper) still
+  // charges min(actual, room). NotFound for an unknown key.
+  StatusOr<double> SettleBudget(int64_t reservation_id, const std::string& key_hash, double actual_usd);
+  // Deletes reservations whose expires_unix_ms < now_unix_ms and gives their amounts back; returns how many.
+  StatusOr<int64_t> ReleaseExpiredReservations(int64_t now_unix_ms);
 
   // The id, nullopt when no such row exists, or the database's error (never turned into "not found").
   StatusOr<std::optional<int64_t>> FindExpert(const std::string& name);

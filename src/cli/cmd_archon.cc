@@ -168,7 +168,7 @@ void AddCommon(CLI::App* app, CommonOpts* o) {
   app->add_option("--config", o->config, "`baton serve` YAML whose experts the architecture's models name")
       ->required()
       ->check(CLI::ExistingFile);
-  app->add_option("--db", o->db, "SQLite database to record every call's trace in (table archon_calls)");
+  app->add_option("--db", o->db, "database (SQLite file or postgresql:// URL) to record every call's trace in (table archon_calls)");
   app->add_option("--router-model", o->router_model,
                   "model file (`baton fit`) for predicted_ranker components. Default: the config's router.model")
       ->check(CLI::ExistingFile);

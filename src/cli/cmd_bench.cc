@@ -157,7 +157,7 @@ Command AddBenchCommand(CLI::App& root) {
   app->add_option("--train", o->train, "train dataset folder (with --test)")->check(CLI::ExistingDirectory);
   app->add_option("--test", o->test, "test dataset folder (with --train)")->check(CLI::ExistingDirectory);
   app->add_option("--db", o->db, "read the data from this database instead of folders (with --dataset)")
-      ->check(CLI::ExistingFile);
+      ->check(ExistingDb());
   app->add_option("--dataset", o->datasets,
                   "with --db: the dataset(s) to split at random (or to train on, with --test-dataset)")
       ->delimiter(',');
@@ -224,7 +224,7 @@ Command AddBenchCommand(CLI::App& root) {
         if (from_db) {
           BATON_ASSIGN_OR_RETURN(DbSplits d, from_wide ? LoadFromWide(o->wide, o->wide_options, o->experts)
                                                        : LoadFromDb(o->db, o->datasets, o->test_dataset, o->experts));
-          title = fmt::format("baton bench: {} ", from_wide ? Basename(o->wide) : o->db);
+          title = fmt::format("baton bench: {} ", from_wide ? Basename(o->wide) : DatabaseDisplayName(o->db));
           if (o->test_dataset.empty()) {
             BATON_ASSIGN_OR_RETURN(QuerySplit s, RandomSplit(d.train.num_queries(), o->test_fraction, o->seed));
             train = d.train.SelectQueries(s.train);

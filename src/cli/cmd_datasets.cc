@@ -19,7 +19,7 @@ Command AddDatasetsCommand(CLI::App& root) {
     std::string db, name;
   };
   auto o = std::make_shared<Opts>();
-  app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
+  app->add_option("--db", o->db, "database: an SQLite file or a postgresql:// URL")->required()->check(ExistingDb());
   rm->add_option("NAME", o->name, "dataset name as listed by `baton datasets`")->required();
   return {app, [o, rm]() -> Status {
             BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(o->db, {.create = false}));
@@ -28,12 +28,12 @@ Command AddDatasetsCommand(CLI::App& root) {
               BATON_ASSIGN_OR_RETURN(Store::Transaction tx, store->Begin());
               BATON_ASSIGN_OR_RETURN(int64_t gone, store->DeleteDataset(o->name));
               BATON_RETURN_IF_ERROR(tx.Commit());
-              fmt::print("deleted dataset '{}' from {}: {} queries with their outcomes\n", o->name, o->db, gone);
+              fmt::print("deleted dataset '{}' from {}: {} queries with their outcomes\n", o->name, DatabaseDisplayName(o->db), gone);
               return Status::Ok();
             }
             BATON_ASSIGN_OR_RETURN(std::vector<DatasetInfo> all, store->DescribeDatasets());
             if (all.empty()) {
-              fmt::print("{} holds no datasets (add one with `baton import`)\n", o->db);
+              fmt::print("{} holds no datasets (add one with `baton import`)\n", DatabaseDisplayName(o->db));
               return Status::Ok();
             }
             std::vector<std::vector<std::string>> rows;

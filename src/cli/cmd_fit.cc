@@ -40,7 +40,7 @@ Command AddFitCommand(CLI::App& root) {
   o->predictor = PredictorNames().front();
   std::string predictors;
   for (const std::string& n : PredictorNames()) predictors += (predictors.empty() ? "" : ", ") + n;
-  app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
+  app->add_option("--db", o->db, "database: an SQLite file or a postgresql:// URL")->required()->check(ExistingDb());
   app->add_option("--out", o->out, "model file to write")->required();
   app->add_option("--predictor", o->predictor, "predictor: " + predictors + " (default: " + o->predictor + ")");
   app->add_option("--dataset", o->datasets,

@@ -15,7 +15,7 @@ namespace {
 void PrintSummary(const ImportSummary& s, const std::string& db, double seconds) {
   for (const std::string& note : s.notes) fmt::print(stderr, "note: {}\n", note);
   fmt::print("imported dataset '{}' into {}: {} experts, {} queries, {} outcomes, {} responses in {:.2f} s{}\n",
-             s.dataset, db, s.experts, s.queries, s.outcomes, s.responses, seconds,
+             s.dataset, DatabaseDisplayName(db), s.experts, s.queries, s.outcomes, s.responses, seconds,
              s.replaced_queries ? fmt::format(" (replaced {} stored queries)", s.replaced_queries) : "");
 }
 
@@ -23,7 +23,7 @@ void PrintSummary(const ImportSummary& s, const std::string& db, double seconds)
 // is removed with its WAL and shared-memory files: a failed first import leaves nothing behind.
 Status ImportInto(const std::string& db, const std::function<Status(Store&)>& import) {
   std::error_code ec;
-  const bool existed = db == ":memory:" || std::filesystem::exists(db, ec);
+  const bool existed = db == ":memory:" || IsDatabaseUrl(db) || std::filesystem::exists(db, ec);
   Status st = [&]() -> Status {
     BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(db));
     return import(*store);
@@ -45,7 +45,7 @@ Command AddImportCommand(CLI::App& root) {
   };
   auto o = std::make_shared<Opts>();
   app->add_option("DIR", o->dir, "dataset folder, e.g. data/mmlu-pro")->required();
-  app->add_option("--db", o->db, "SQLite database file (created when missing)")->required();
+  app->add_option("--db", o->db, "database: an SQLite file (created when missing) or a postgresql:// URL")->required();
   app->add_option("--dataset", o->dataset, "name stored with each query (default: the folder's name)");
   app->add_flag("--no-responses", o->no_responses, "skip responses.jsonl (recorded answer texts)");
   app->add_flag("--replace", o->replace,
@@ -75,7 +75,7 @@ Command AddImportWideCommand(CLI::App& root) {
   };
   auto o = std::make_shared<Opts>();
   app->add_option("FILE", o->file, "CSV file")->required();
-  app->add_option("--db", o->db, "SQLite database file (created when missing)")->required();
+  app->add_option("--db", o->db, "database: an SQLite file (created when missing) or a postgresql:// URL")->required();
   app->add_option("--query-col", o->query_col, "column holding the query id")->required();
   app->add_option("--text-col", o->text_col, "column holding the prompt text")->required();
   app->add_option("--domain-col", o->domain_col, "column holding the domain / task name");
@@ -104,7 +104,7 @@ Command AddExportWideCommand(CLI::App& root) {
     std::string db, dataset, out;
   };
   auto o = std::make_shared<Opts>();
-  app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
+  app->add_option("--db", o->db, "database: an SQLite file or a postgresql:// URL")->required()->check(ExistingDb());
   app->add_option("--dataset", o->dataset, "dataset name as stored (see `baton stats`)")->required();
   app->add_option("--out", o->out, "output CSV file (written atomically)")->required();
   return {app, [o]() -> Status {

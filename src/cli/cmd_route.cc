@@ -81,7 +81,7 @@ Command AddRouteCommand(CLI::App& root) {
     bool score_only = false, cold_start = false;
   };
   auto o = std::make_shared<Opts>();
-  app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
+  app->add_option("--db", o->db, "database: an SQLite file or a postgresql:// URL")->required()->check(ExistingDb());
   app->add_option("--model", o->model, "model file written by `baton fit`")->required()->check(CLI::ExistingFile);
   app->add_option("--budget", o->budget, "total budget in USD for all the queries (required unless --score-only)")
       ->check(NonNegative());

@@ -18,7 +18,7 @@ Command AddStatsCommand(CLI::App& root) {
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
+  app->add_option("--db", o->db, "database: an SQLite file or a postgresql:// URL")->required()->check(ExistingDb());
   app->add_option("--dataset", o->datasets, "only these datasets (default: all)")->delimiter(',');
   app->add_flag("--json", o->json, "print JSON instead of tables");
   return {

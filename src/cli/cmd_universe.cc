@@ -25,7 +25,7 @@ Command AddUniverseCommand(CLI::App& root) {
     std::string json;
   };
   auto o = std::make_shared<Opts>();
-  app->add_option("--db", o->db, "SQLite database file")->required()->check(CLI::ExistingFile);
+  app->add_option("--db", o->db, "database: an SQLite file or a postgresql:// URL")->required()->check(ExistingDb());
   app->add_option("--k", o->k, "at most this many experts")->required()->check(PositiveInt());
   app->add_option("--max-cost", o->max_cost,
                   "serving budget in USD per query: the picked experts' mean costs per query must sum within it")

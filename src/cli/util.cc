@@ -49,6 +49,15 @@ CLI::Validator Fraction() {
   return NumberCheck(0, 1, false, "a number between 0 and 1");
 }
 
+CLI::Validator ExistingDb() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        if (IsDatabaseUrl(v)) return "";
+        return CLI::ExistingFile(v);
+      },
+      "DB", "an SQLite file or a postgresql:// URL");
+}
+
 Status CheckDatasetsExist(Store& store, const std::vector<std::string>& datasets) {
   if (datasets.empty()) return Status::Ok();
   BATON_ASSIGN_OR_RETURN(std::vector<std::string> stored, store.ListDatasets());

@@ -29,6 +29,8 @@ CLI::Validator PositiveInt();     // 1, 2, ...
 CLI::Validator NonNegativeInt();  // 0, 1, ...
 CLI::Validator NonNegative();     // a finite number >= 0
 CLI::Validator Fraction();        // a number in [0, 1]
+// For --db: a postgresql:// (or postgres://) URL, or an existing SQLite file.
+CLI::Validator ExistingDb();
 
 // OK when every name in `datasets` is stored in `store`. Otherwise NotFound naming the unknown one, the closest
 // stored name ("did you mean ...?") and every stored name, so a typo in --dataset never reads as "no data".

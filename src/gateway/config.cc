@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "baton/store.h"
 #include "gateway/auth.h"
 
 namespace baton::gateway {
@@ -85,7 +86,9 @@ class Fields {
 };
 
 std::string Resolve(const std::string& base_dir, const std::string& p) {
-  if (p.empty() || base_dir.empty() || p == ":memory:" || std::filesystem::path(p).is_absolute()) return p;
+  if (p.empty() || base_dir.empty() || p == ":memory:" || IsDatabaseUrl(p) || std::filesystem::path(p).is_absolute()) {
+    return p;  // a postgresql:// URL is not a path
+  }
   return (std::filesystem::path(base_dir) / p).string();
 }
 

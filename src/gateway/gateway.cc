@@ -141,7 +141,8 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
   }
 
   // Budgets: the configured budget wins, what was spent survives restarts, reservations do not.
-  if (config.store_path != ":memory:") {  // the store's folder may not exist yet (e.g. out/ in a fresh clone)
+  // The store's folder may not exist yet (e.g. out/ in a fresh clone); a postgresql:// URL has none.
+  if (config.store_path != ":memory:" && !IsDatabaseUrl(config.store_path)) {
     const std::filesystem::path parent = std::filesystem::path(config.store_path).parent_path();
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);

@@ -1,9 +1,12 @@
 // The store's schema, one version at a time. Bump kSchemaVersion and add a migration step when it changes.
+// Steps are written in SQLite's DDL; the PostgreSQL connection translates them (INTEGER PRIMARY KEY -> identity,
+// INTEGER -> BIGINT, REAL -> DOUBLE PRECISION, WITHOUT ROWID dropped; see postgres.cc TranslateDdl), so keep to
+// those spellings.
 #pragma once
 
 namespace baton::store {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 inline constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS experts (
@@ -123,5 +126,23 @@ CREATE TABLE IF NOT EXISTS onboarding (
   evidence_json TEXT NOT NULL
 );
 )sql";
+
+// v6: shared budgets. A reservation holds part of a key's budget for a call in flight, until it is settled or
+// expires (ReleaseExpiredReservations); client_budgets.reserved_usd is the sum of the key's live reservations.
+inline constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE IF NOT EXISTS budget_reservations (
+  id              INTEGER PRIMARY KEY,
+  key_hash        TEXT NOT NULL REFERENCES client_budgets(key_hash),
+  amount_usd      REAL NOT NULL CHECK (amount_usd >= 0),
+  holder          TEXT NOT NULL DEFAULT '',
+  expires_unix_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS budget_reservations_by_key ON budget_reservations(key_hash);
+CREATE INDEX IF NOT EXISTS budget_reservations_by_expiry ON budget_reservations(expires_unix_ms);
+)sql";
+
+// kSchemaSteps[v - 1] brings a database from version v - 1 to v.
+inline constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6};
+static_assert(sizeof(kSchemaSteps) / sizeof(kSchemaSteps[0]) == kSchemaVersion);
 
 }  // namespace baton::store

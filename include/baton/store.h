@@ -34,6 +34,9 @@
 #include "baton/status.h"
 
 namespace baton {
+namespace store {
+class Statement;  // src/store/backend.h
+}  // namespace store
 
 // An expert: one LLM (or pipeline) baton can send a query to.
 struct ExpertRecord {
@@ -226,6 +229,9 @@ class Store {
   StatusOr<double> SettleBudget(int64_t reservation_id, const std::string& key_hash, double actual_usd);
   // Deletes reservations whose expires_unix_ms < now_unix_ms and gives their amounts back; returns how many.
   StatusOr<int64_t> ReleaseExpiredReservations(int64_t now_unix_ms);
+  // Deletes every reservation `holder` holds and gives the amounts back; returns how many. For a replica starting
+  // again under the same id: what its previous incarnation held is no longer in flight.
+  StatusOr<int64_t> ReleaseReservationsOf(const std::string& holder);
 
   // The id, nullopt when no such row exists, or the database's error (never turned into "not found").
   StatusOr<std::optional<int64_t>> FindExpert(const std::string& name);
@@ -252,6 +258,9 @@ class Store {
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
+  // Deletes the reservations matching `where` (SQL over budget_reservations, parameters bound by `bind`) and gives
+  // their amounts back, in one all-or-nothing unit; returns how many.
+  StatusOr<int64_t> ReleaseReservations(const std::string& where, const std::function<void(store::Statement&)>& bind);
   std::unique_ptr<Impl> impl_;
 };
 

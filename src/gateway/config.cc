@@ -184,10 +184,25 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
   BATON_RETURN_IF_ERROR(
       f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads", "worker_threads",
                    "max_in_flight", "reserve_factor", "max_connections", "metrics_key", "metrics_key_sha256",
-                   "metrics_public", "keys", "experts", "architectures"}));
+                   "metrics_public", "keys", "experts", "architectures", "budgets", "replica_id",
+                   "reservation_ttl_s"}));
   BATON_RETURN_IF_ERROR(f.Get("listen", &c.listen));
   BATON_RETURN_IF_ERROR(f.Get("store", &c.store_path));
   c.store_path = Resolve(base, c.store_path);
+  {
+    std::string budgets = IsDatabaseUrl(c.store_path) ? "shared" : "local";
+    BATON_RETURN_IF_ERROR(f.Get("budgets", &budgets));
+    if (budgets != "local" && budgets != "shared") {
+      return f.Error("budgets", "must be 'local' (this process keeps the accounts) or 'shared' (the store does, for "
+                                "replicas sharing it)");
+    }
+    c.shared_budgets = budgets == "shared";
+  }
+  BATON_RETURN_IF_ERROR(f.Get("replica_id", &c.replica_id));
+  double ttl_s = static_cast<double>(c.reservation_ttl.count()) / 1000.0;
+  BATON_RETURN_IF_ERROR(f.Get("reservation_ttl_s", &ttl_s));
+  if (!(ttl_s >= 1) || !(ttl_s <= 86'400)) return f.Error("reservation_ttl_s", "must be in [1, 86400]");
+  c.reservation_ttl = std::chrono::milliseconds(static_cast<int64_t>(ttl_s * 1000));
   BATON_RETURN_IF_ERROR(f.Get("record_prompts", &c.record_prompts));
   BATON_RETURN_IF_ERROR(f.Get("max_body_bytes", &c.max_body_bytes));
   if (c.max_body_bytes <= 0) return f.Error("max_body_bytes", "must be > 0");

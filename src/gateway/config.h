@@ -58,7 +58,12 @@ struct ArchitectureConfig {
 struct GatewayConfig {
   std::string source;  // the file it was read from (for messages)
   std::string listen = "127.0.0.1:8080";
-  std::string store_path = ":memory:";  // SQLite file for budgets and recordings. Default: in memory
+  std::string store_path = ":memory:";  // SQLite file or postgresql:// URL for budgets and recordings. Default: memory
+  // Where key budgets are kept: in this process (false; persisted to the store) or in the store itself (true), so
+  // that replicas sharing the store never together overspend. Default: shared for a postgresql:// store, else local.
+  bool shared_budgets = false;
+  std::string replica_id;  // this replica's id for its budget reservations, stable across restarts. Default: host:port
+  std::chrono::milliseconds reservation_ttl{300'000};  // a shared reservation not settled by then is released
   RouterConfig router;                  // router.model_path and router.train_dir both "" = no "baton" routing
   bool record_prompts = false;
   int64_t max_body_bytes = 1 << 20;  // Default: 1 MiB

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +17,7 @@
 
 #include "baton/store.h"
 #include "gateway/gateway_state.h"
+#include "gateway/shared_budget.h"
 
 namespace baton::gateway {
 
@@ -121,6 +124,21 @@ const ServedArchitecture* FindArchitecture(const Gateway::State& s, std::string_
   return nullptr;
 }
 
+namespace {
+
+// A replica's default id: the host name and the port it listens on (stable across its restarts).
+std::string ReplicaIdFor(const std::string& listen) {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+  const size_t colon = listen.rfind(':');
+  const std::string port = colon == std::string::npos ? listen : listen.substr(colon + 1);
+  // Port 0 (picked by the system at each start) names nothing stable: then the process id keeps replicas apart.
+  if (port == "0") return fmt::format("{}:pid{}", host, static_cast<long>(getpid()));
+  return fmt::format("{}:{}", host, port);
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, GatewayParts parts) {
   auto s = std::make_unique<State>();
   if (parts.backends.size() != config.experts.size()) {
@@ -140,7 +158,8 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
         std::vector<ClientKeyConfig>{{.name = "metrics", .key_sha256 = config.metrics_key_sha256}});
   }
 
-  // Budgets: the configured budget wins, what was spent survives restarts, reservations do not.
+  // Budgets: the configured budget wins, what was spent survives restarts. A local ledger's reservations do not
+  // survive (this process held them all); shared ones belong to every replica and expire instead.
   // The store's folder may not exist yet (e.g. out/ in a fresh clone); a postgresql:// URL has none.
   if (config.store_path != ":memory:" && !IsDatabaseUrl(config.store_path)) {
     const std::filesystem::path parent = std::filesystem::path(config.store_path).parent_path();
@@ -164,16 +183,30 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
       for (const auto& r : rows) {
         if (r.key_hash == k.key_sha256) a.spent_usd = r.spent_usd;
       }
-      BATON_RETURN_IF_ERROR(store->SetClientSpend(a.key_hash, a.spent_usd, 0));
+      if (!config.shared_budgets) BATON_RETURN_IF_ERROR(store->SetClientSpend(a.key_hash, a.spent_usd, 0));
       accounts.push_back(std::move(a));
     }
     BATON_RETURN_IF_ERROR(tx.Commit());
   }
   s->recorder = std::make_unique<Recorder>(std::move(store));
-  Recorder* rec = s->recorder.get();
-  s->ledger = std::make_unique<LocalBudgetLedger>(std::move(accounts), [rec](const BudgetAccount& a) {
-    rec->PersistBudget({a.key_hash, a.name, a.budget_usd, a.spent_usd, a.reserved_usd});
-  });
+  if (config.shared_budgets) {
+    if (config.store_path == ":memory:") {
+      return Status::InvalidArgument(config.source + ": budgets: 'shared' needs a store that replicas can share "
+                                                     "(a postgresql:// URL or an SQLite file), not ':memory:'");
+    }
+    const std::string holder = config.replica_id.empty() ? ReplicaIdFor(config.listen) : config.replica_id;
+    BATON_ASSIGN_OR_RETURN(s->ledger, SharedBudgetLedger::Create(std::move(accounts),
+                                                                 {.store_url = config.store_path,
+                                                                  .holder = holder,
+                                                                  .reservation_ttl_ms = config.reservation_ttl.count(),
+                                                                  .max_connections = static_cast<size_t>(
+                                                                      std::max(2, config.io_threads * 2))}));
+  } else {
+    Recorder* rec = s->recorder.get();
+    s->ledger = std::make_unique<LocalBudgetLedger>(std::move(accounts), [rec](const BudgetAccount& a) {
+      rec->PersistBudget({a.key_hash, a.name, a.budget_usd, a.spent_usd, a.reserved_usd});
+    });
+  }
   for (const auto& k : config.keys) {
     auto ks = std::make_unique<KeyState>();
     ks->limiter.rate = k.rate_limit_rps;

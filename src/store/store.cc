@@ -495,12 +495,21 @@ StatusOr<double> Store::SettleBudget(int64_t reservation_id, const std::string& 
 }
 
 StatusOr<int64_t> Store::ReleaseExpiredReservations(int64_t now_unix_ms) {
+  return ReleaseReservations("expires_unix_ms < ?1", [now_unix_ms](store::Statement& s) { s.Bind(1, now_unix_ms); });
+}
+
+StatusOr<int64_t> Store::ReleaseReservationsOf(const std::string& holder) {
+  return ReleaseReservations("holder = ?1", [&holder](store::Statement& s) { s.Bind(1, holder); });
+}
+
+StatusOr<int64_t> Store::ReleaseReservations(const std::string& where,
+                                             const std::function<void(store::Statement&)>& bind) {
   int64_t n = 0;
   BATON_RETURN_IF_ERROR(Atomically([&]() -> Status {
     n = 0;
-    BATON_ASSIGN_OR_RETURN(StmtPtr del, impl_->db->Prepare(
-        "DELETE FROM budget_reservations WHERE expires_unix_ms < ?1 RETURNING key_hash, amount_usd"));
-    del->Bind(1, now_unix_ms);
+    BATON_ASSIGN_OR_RETURN(StmtPtr del, impl_->db->Prepare("DELETE FROM budget_reservations WHERE " + where +
+                                                           " RETURNING key_hash, amount_usd"));
+    bind(*del);
     std::map<std::string, double> freed;  // ordered: rows are locked in one order by every sweeper
     while (true) {
       BATON_ASSIGN_OR_RETURN(bool row, del->Step());

@@ -124,6 +124,7 @@ def main():
         ledger = lib.Ledger()
         stop = threading.Event()
         events = []  # (kind, t_start, t_end, recovered)
+        expected_events = 5 if args.pg_dir or not db.pg else 4
         lock = threading.Lock()
 
         def client(t):
@@ -162,6 +163,8 @@ def main():
                     (0.60, "llama stalled (proxy stops forwarding)"), (0.80, "llama-server SIGKILLed + restarted")]
             if args.pg_dir:
                 plan.append((0.50, "database restarted under load"))
+            elif not db.pg:
+                plan.append((0.50, "SQLite store locked by another process for 8 s"))
             plan.sort()
             t_start = time.time()
             fake_i = 0
@@ -174,13 +177,20 @@ def main():
                         target = (proxy.stall, proxy.resume, "llama-a", 5)
                     elif kind.startswith("llama-server"):
                         target = (llama_b.kill9, llama_b.start, "llama-b", 2)
+                    elif kind.startswith("SQLite"):  # beyond the store's 5 s busy timeout
+                        locker = lib.SqliteLocker(store)
+                        target = (locker.lock, locker.unlock, "fake", 8)
                     else:
                         target = (lambda: lib.pg_restart(args.pg_dir), lambda: None, "fake", 0)
                     threading.Thread(target=event, args=(kind,) + target, daemon=True).start()
-                if time.time() >= next_fake:  # a fake upstream fault phase: 1.5 s on, then 0.5 s off
-                    faults.current = lib.FAKE_FAULTS[fake_i % len(lib.FAKE_FAULTS)]
+                if time.time() >= next_fake:  # a fake upstream fault phase: 1.5 s on (more until 4 were injected,
+                    kind = lib.FAKE_FAULTS[fake_i % len(lib.FAKE_FAULTS)]  # up to 6 s), then 0.5 s off
                     fake_i += 1
-                    time.sleep(1.5)
+                    before, t_phase = len(faults.hit[kind]), time.time()
+                    faults.current = kind
+                    while time.time() - t_phase < 1.5 or (len(faults.hit[kind]) < before + 4 and
+                                                          time.time() - t_phase < 6):
+                        time.sleep(0.05)
                     faults.current = None
                     next_fake = time.time() + 0.5
                 time.sleep(0.05)
@@ -196,7 +206,7 @@ def main():
         for th in threads:
             th.join(180)
         deadline = time.time() + 120
-        while time.time() < deadline and len(events) < (5 if args.pg_dir else 4):
+        while time.time() < deadline and len(events) < expected_events:
             time.sleep(0.2)
         time.sleep(0.5)
         alive = gw.alive()
@@ -258,8 +268,9 @@ def main():
             hit = [by_id[c] for c in set(ids) if c in by_id]
             survived = sum(1 for i in hit if i["outcome"] != "bad")
             fell_back = sum(1 for i in hit if i["outcome"] == "ok")
-            fault_rows.append(("fake upstream " + kind, len(ids), survived, "%d answered by retry or fallback, %d "
-                               "OpenAI errors" % (fell_back, len(hit) - fell_back)))
+            fault_rows.append(("fake upstream " + kind, len(ids), survived, "upstream calls faulted; %d client "
+                               "requests hit: %d answered by retry or fallback, %d OpenAI errors"
+                               % (len(hit), fell_back, len(hit) - fell_back)))
             check("fault: fake upstream " + kind, "%d injected, %d client requests survived of %d" %
                   (len(ids), survived, len(hit)), len(ids) > 0 and survived == len(hit))
         for kind in sorted({e[0] for e in events}):
@@ -274,7 +285,6 @@ def main():
                                                          recovered, len(evs))))
             check("fault: " + kind, "%d injected, %d recovered, %d violations during" % (len(evs), recovered, bad_during),
                   recovered == len(evs) and bad_during == 0)
-        expected_events = 5 if args.pg_dir else 4
         check("every scheduled expert/database fault ran", "%d of %d" % (len(events), expected_events),
               len(events) == expected_events)
         fb = lib.metric_sum(metrics, "baton_fallbacks_total")

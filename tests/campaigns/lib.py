@@ -254,7 +254,7 @@ class Ledger:
             cost = float(m[-1]) if m else 0.0
         item = {"tag": tag, "key": key, "model": body.get("model"), "stream": stream, "status": st, "outcome": outcome,
                 "detail": detail, "request_id": h.get("x-request-id"), "cost": cost,
-                "recorded_header": h.get("x-baton-recorded"), "expert": h.get("x-baton-expert"), "t0": t0, "t1": time.time()}
+                "recorded_header": "false" if stream and b'"x_baton_recorded":false' in b else h.get("x-baton-recorded"), "expert": h.get("x-baton-expert"), "t0": t0, "t1": time.time()}
         with self.lock:
             self.items.append(item)
         return item
@@ -406,6 +406,21 @@ class Db:
     def budgets(self):
         return {r[0]: {"budget": r[1], "spent": r[2], "reserved": r[3]}
                 for r in self.rows("SELECT name, budget_usd, spent_usd, reserved_usd FROM client_budgets")}
+
+
+class SqliteLocker:
+    """Another process's write lock on a SQLite store: lock() takes it (BEGIN EXCLUSIVE), unlock() lets it go."""
+
+    def __init__(self, path):
+        self.path, self.con = path, None
+
+    def lock(self):
+        self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.con.execute("BEGIN EXCLUSIVE")
+
+    def unlock(self):
+        self.con.execute("ROLLBACK")
+        self.con.close()
 
 
 def _num(v):

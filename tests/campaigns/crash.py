@@ -113,13 +113,14 @@ def main():
             answered_cost = sum(i["cost"] for i in answered)
             tight_answered_cost += sum(i["cost"] for i in answered if i["key"] == KEYS["tight"][0])
             slack = delta - answered_cost
-            r = {"round": rnd + 1, "sent": len(items), "answered": len(answered), "refused": len(refused),
+            r = {"round": rnd + 1, "sent": len(items) - len(after_kill), "answered": len(answered), "refused": len(refused),
                  "in_flight_at_kill": len(in_flight), "sent_after_kill": len(after_kill), "rows": n_rows, "lost": len(lost),
                  "answered_cost": answered_cost, "spent_delta": delta, "spend_slack": slack,
                  "slack_bound": len(in_flight) * CALL_COST, "reserved_at_kill": reserved_at_kill,
                  "integrity": db.integrity(), "tight_spent": after["tight"]["spent"]}
             per_round.append(r)
-            print("round %2d: %4d sent, %4d answered 200, %3d refused, %2d in flight at the kill; %4d rows, %d lost; "
+            print("round %2d: %4d sent before the kill, %4d answered 200, %3d refused, %2d in flight at the kill; "
+                  "%4d rows, %d lost; "
                   "spend +$%.6f stored vs $%.6f answered (slack $%.6f <= $%.6f); reserved at the kill $%.6f; "
                   "integrity %s" % (r["round"], r["sent"], r["answered"], r["refused"], r["in_flight_at_kill"],
                                     r["rows"], r["lost"], delta, answered_cost, slack, r["slack_bound"],
@@ -140,8 +141,8 @@ def main():
         bad_integrity = [r["round"] for r in per_round if r["integrity"] != "ok" or r.get("integrity_next") != "ok"]
         check("store opens cleanly after every kill", "%d rounds, integrity not ok after rounds %s" %
               (len(per_round), bad_integrity or "none"), not bad_integrity and len(per_round) == args.rounds)
-        check("answered - recorded = 0", "%d answered 200, %d lost (per round: %s)" %
-              (tot("answered"), tot("lost"), " ".join(str(r["lost"]) for r in per_round)),
+        check("answered - recorded = 0", "%d sent, %d answered 200, %d lost (per round: %s)" %
+              (tot("sent"), tot("answered"), tot("lost"), " ".join(str(r["lost"]) for r in per_round)),
               tot("lost") == 0 and tot("answered") > 0)
         under = [r["round"] for r in per_round if r["spend_slack"] < -eps]
         over = [r["round"] for r in per_round if r["spend_slack"] > r["slack_bound"] + eps]

@@ -211,6 +211,7 @@ def main():
             time.sleep(0.2)
         time.sleep(0.5)
         alive = gw.alive()
+        servers_up = [s.name for s in (llama_a, llama_b) if s.p.poll() is None]
         st, _, mbody = lib.request(gw.port, "GET", "/metrics", key=None, timeout=30)
         metrics = lib.parse_metrics(mbody.decode(errors="replace")) if st == 200 else {}
         items = ledger.snapshot()
@@ -232,6 +233,8 @@ def main():
               not bad and sent == ok + err and sent > 0)
         check("gateway alive through the campaign, clean exit", "alive %s, exit %s" % (alive, exit_code),
               alive and exit_code == 0)
+        check("the campaign's llama-servers up at the end (restarted ones included)", "up: %s" % servers_up,
+              len(servers_up) == 2)
         by_code = {}
         for i in items:
             by_code[str(i["status"])] = by_code.get(str(i["status"]), 0) + 1

@@ -7,6 +7,7 @@ with it, and with the campaign by PR_SET_PDEATHSIG) and the temporary folder (re
 OpenAI-shaped error, a well-formed SSE error event, or a violation); /metrics parsing; the store (SQLite via sqlite3,
 PostgreSQL via psql).
 """
+import concurrent.futures
 import ctypes
 import http.client
 import http.server
@@ -51,6 +52,7 @@ class Workspace:
         self.dir = tempfile.mkdtemp(prefix=prefix)
         self.children = []
         self.closers = []
+        self._spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spawner")
         self._old = {}
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # ctest's timeout, ^C: still clean up
             self._old[sig] = signal.signal(sig, self._on_signal)
@@ -60,8 +62,10 @@ class Workspace:
 
     def spawn(self, argv, log_name, cwd=None, env=None):
         out = open(os.path.join(self.dir, log_name), "w+")
-        p = subprocess.Popen(argv, cwd=cwd or self.dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             preexec_fn=_die_with_parent, env=env)
+        # Started from one thread that lives as long as the workspace: PR_SET_PDEATHSIG fires when the *thread* that
+        # forked the child ends, so a server restarted from a short-lived thread would die with that thread.
+        p = self._spawner.submit(subprocess.Popen, argv, cwd=cwd or self.dir, stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, env=env).result()
         p.log_file = out
         self.children.append(p)
         return p
@@ -81,6 +85,7 @@ class Workspace:
                 p.log_file.close()
             except Exception:
                 pass
+        self._spawner.shutdown()
         shutil.rmtree(self.dir, ignore_errors=True)
         for sig, h in self._old.items():
             signal.signal(sig, h)

@@ -62,13 +62,9 @@ std::string FormatUsd(double v) {
   return fmt::format("{}", v);
 }
 
-// A stream's last event (the usage chunk, or an error event) for a request whose log row could not be written: the
-// event's JSON object gets "x_baton_recorded": false, the in-band twin of a plain answer's x-baton-recorded: false
-// header (a stream's headers are gone by then).
+// A stream's last event (the usage chunk, or an error event), marked when the request's log row could not be written.
 std::string MarkUnrecorded(std::string event, bool recorded) {
-  const size_t end = event.rfind('}');
-  if (!recorded && end != std::string::npos) event.insert(end, R"(,"x_baton_recorded":false)");
-  return event;
+  return recorded ? event : SseMarkUnrecorded(std::move(event));
 }
 
 // A log line never carries more than this much of an upstream's message.

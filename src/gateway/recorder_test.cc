@@ -12,7 +12,10 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "baton/store.h"
+#include "gateway/sse.h"
 #include "test_util.h"
 
 namespace baton::gateway {
@@ -109,6 +112,21 @@ TEST(RecorderTest, GivenUpBatchIsNotHalfWritten) {
   EXPECT_EQ(CountRows(s.path), 0) << "a row written although its answer said it was not";
   s.rec.reset();
   EXPECT_DOUBLE_EQ(StoredSpend(s.path), 2.5) << "the budget state of the failed batch was dropped";
+}
+
+// How a stream says its row could not be written (plain answers use the x-baton-recorded: false header): the last
+// event stays one well-formed SSE event whose JSON keeps its fields and gains "x_baton_recorded": false.
+TEST(RecorderTest, StreamEventsSayTheyWereNotRecorded) {
+  for (const std::string& event : {SseChunk("id1", 7, "m", "", "", "stop", ChatUsage{3, 4}, 0.25),
+                                   SseError("expert 'x' failed", "server_error", "upstream_error")}) {
+    const std::string marked = SseMarkUnrecorded(event);
+    ASSERT_TRUE(marked.starts_with("data: ") && marked.ends_with("\n\n")) << marked;
+    const nlohmann::json before = nlohmann::json::parse(event.substr(6));
+    nlohmann::json after = nlohmann::json::parse(marked.substr(6));
+    EXPECT_EQ(after["x_baton_recorded"], false) << marked;
+    after.erase("x_baton_recorded");
+    EXPECT_EQ(after, before);
+  }
 }
 
 }  // namespace

@@ -62,6 +62,11 @@ std::string FormatUsd(double v) {
   return fmt::format("{}", v);
 }
 
+// A stream's last event (the usage chunk, or an error event), marked when the request's log row could not be written.
+std::string MarkUnrecorded(std::string event, bool recorded) {
+  return recorded ? event : SseMarkUnrecorded(std::move(event));
+}
+
 // A log line never carries more than this much of an upstream's message.
 constexpr size_t kMaxLoggedError = 600;
 
@@ -290,8 +295,8 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
         fmt::format("expert '{}' {} (request {}; the gateway's log has the details)", log_.expert, u.what, id_);
     AddNote(std::string("upstream_") + StatusCodeName(last_error_.code()));
     if (stream_started_) {  // headers are gone: report in-band, then end the stream properly
-      return Conclude(u.http, [self = shared_from_this(), message, u](bool) {
-        self->ex_->WriteStream(SseError(message, u.type, u.code));
+      return Conclude(u.http, [self = shared_from_this(), message, u](bool recorded) {
+        self->ex_->WriteStream(MarkUnrecorded(SseError(message, u.type, u.code), recorded));
         self->ex_->WriteStream(kSseDone);
         self->ex_->EndStream();
       });
@@ -338,8 +343,9 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
         }
       }
       // The last chunk (usage and cost) and [DONE] wait until the spend is durable.
-      return Conclude(200, [self = shared_from_this(), name = expert.config.name, r](bool) {
-        self->ex_->WriteStream(SseChunk(self->id_, self->created_, name, "", "", r.finish_reason, r.usage, r.cost_usd));
+      return Conclude(200, [self = shared_from_this(), name = expert.config.name, r](bool recorded) {
+        self->ex_->WriteStream(MarkUnrecorded(
+            SseChunk(self->id_, self->created_, name, "", "", r.finish_reason, r.usage, r.cost_usd), recorded));
         self->ex_->WriteStream(kSseDone);
         self->ex_->EndStream();
       });
@@ -454,9 +460,10 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
       if (StartStream() && !r->streamed && !answer.content.empty()) {
         ex_->WriteStream(SseChunk(id_, created_, answer_model_, "", answer.content, ""));
       }
-      return Conclude(200, [self = shared_from_this(), answer](bool) {
-        self->ex_->WriteStream(SseChunk(self->id_, self->created_, self->answer_model_, "", "", answer.finish_reason,
-                                        answer.usage, answer.cost_usd));
+      return Conclude(200, [self = shared_from_this(), answer](bool recorded) {
+        self->ex_->WriteStream(MarkUnrecorded(SseChunk(self->id_, self->created_, self->answer_model_, "", "",
+                                                       answer.finish_reason, answer.usage, answer.cost_usd),
+                                              recorded));
         self->ex_->WriteStream(kSseDone);
         self->ex_->EndStream();
       });

@@ -15,10 +15,11 @@ namespace baton::gateway {
 namespace {
 constexpr size_t kWakeBatch = 256;
 constexpr std::chrono::milliseconds kIdleWait{50};
+constexpr std::chrono::milliseconds kRetryWait{200};  // between attempts at a batch that failed to commit
 }  // namespace
 
-Recorder::Recorder(std::unique_ptr<Store> store, size_t max_queue)
-    : store_(std::move(store)), max_queue_(max_queue), thread_([this] { Run(); }) {}
+Recorder::Recorder(std::unique_ptr<Store> store, size_t max_queue, std::chrono::milliseconds retry_for)
+    : store_(std::move(store)), max_queue_(max_queue), retry_for_(retry_for), thread_([this] { Run(); }) {}
 
 Recorder::~Recorder() {
   {
@@ -177,11 +178,36 @@ void Recorder::Flush() {
   --flush_waiters_;
 }
 
+Status Recorder::WriteBatch(std::vector<Job>& batch, const std::map<std::string, ClientBudgetRecord>& budgets) {
+  BATON_ASSIGN_OR_RETURN(Store::Transaction tx, store_->Begin());
+  int64_t written = 0;
+  for (Job& job : batch) {
+    Status st = job(*store_);
+    if (st.ok()) {
+      ++written;
+    } else {  // this write alone is lost (a constraint, a bad value): the rest of the batch still commits
+      failed_.fetch_add(1);
+      std::fprintf(stderr, "baton serve: recording failed: %s\n", st.ToString().c_str());
+    }
+  }
+  for (const auto& [key, b] : budgets) {
+    Status st = store_->SetClientSpend(b.key_hash, b.spent_usd, b.reserved_usd);
+    if (!st.ok()) {
+      failed_.fetch_add(1);
+      std::fprintf(stderr, "baton serve: persisting a budget failed: %s\n", st.ToString().c_str());
+    }
+  }
+  BATON_RETURN_IF_ERROR(tx.Commit());  // on failure the transaction rolls back: none of the batch is written
+  written_.fetch_add(written);
+  return Status::Ok();
+}
+
 void Recorder::Run() {
   std::vector<Job> batch;
   std::map<std::string, ClientBudgetRecord> budgets;
   std::vector<DurableWaiter> told;
   uint64_t budget_seq = 0;
+  std::optional<std::chrono::steady_clock::time_point> failing_since;  // when the current run of failures began
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -209,33 +235,38 @@ void Recorder::Run() {
         queue_.pop_front();
       }
     }
-    StatusOr<Store::Transaction> tx = store_->Begin();
-    for (Job& job : batch) {
-      Status st = job(*store_);
-      if (st.ok()) {
-        written_.fetch_add(1);
-      } else {
-        failed_.fetch_add(1);
-        std::fprintf(stderr, "baton serve: recording failed: %s\n", st.ToString().c_str());
+    // One transaction per batch. When it cannot begin or commit, the batch and its budget states go back to the
+    // front of the queue and are retried (waiters keep waiting) for up to retry_for_; past that the batch is given
+    // up, its waiters told committed = false. Jobs never run outside a transaction: they would be written while
+    // their waiters are told they were not.
+    Status st = WriteBatch(batch, budgets);
+    const bool committed = st.ok();
+    if (!committed) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!failing_since) failing_since = now;
+      const bool retry = now - *failing_since < retry_for_;
+      std::fprintf(stderr, "baton serve: recording %zu writes failed (%s): %s\n", batch.size(),
+                   retry ? "retrying" : "given up", st.ToString().c_str());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& [key, b] : budgets) budgets_.try_emplace(key, b);  // a newer state of the key wins
+        if (retry) {
+          queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+        } else {
+          failed_.fetch_add(static_cast<int64_t>(batch.size()));
+        }
       }
-    }
-    for (const auto& [key, b] : budgets) {
-      Status st = store_->SetClientSpend(b.key_hash, b.spent_usd, b.reserved_usd);
-      if (!st.ok()) {
-        failed_.fetch_add(1);
-        std::fprintf(stderr, "baton serve: persisting a budget failed: %s\n", st.ToString().c_str());
+      budgets.clear();
+      if (retry) {
+        batch.clear();
+        std::this_thread::sleep_for(kRetryWait);
+        continue;
       }
+      failing_since.reset();  // the next batch gets its own retry window
+    } else {
+      failing_since.reset();
     }
     budgets.clear();
-    bool committed = tx.ok();
-    if (tx.ok()) {
-      Status st = tx->Commit();
-      committed = st.ok();
-      if (!st.ok()) std::fprintf(stderr, "baton serve: recording commit failed: %s\n", st.ToString().c_str());
-    } else {
-      std::fprintf(stderr, "baton serve: recording could not begin a transaction: %s\n",
-                   tx.status().ToString().c_str());
-    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       completed_ += batch.size();

@@ -59,7 +59,11 @@ inline constexpr const char* kLiveDataset = "live";
 
 class Recorder {
  public:
-  explicit Recorder(std::unique_ptr<Store> store, size_t max_queue = 100'000);
+  // A batch whose transaction cannot begin or commit (the store locked by another process past its busy timeout, a
+  // database restarting) is retried, with its budget states, for up to `retry_for`; its durability waiters wait
+  // meanwhile. Past that its waiters are told committed = false and nothing of it is written (never half of it).
+  explicit Recorder(std::unique_ptr<Store> store, size_t max_queue = 100'000,
+                    std::chrono::milliseconds retry_for = std::chrono::seconds(10));
   ~Recorder();  // writes what is queued, then stops the thread
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
@@ -93,9 +97,12 @@ class Recorder {
   using Job = std::function<Status(Store&)>;
   bool Enqueue(Job job);
   void Run();
+  // Writes `batch` and `budgets` in one transaction; an error when it could not begin or commit (nothing written).
+  Status WriteBatch(std::vector<Job>& batch, const std::map<std::string, ClientBudgetRecord>& budgets);
 
   std::unique_ptr<Store> store_;  // used only by thread_ after construction
   const size_t max_queue_;
+  const std::chrono::milliseconds retry_for_;
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
   std::deque<Job> queue_;   // guarded by mu_

@@ -62,6 +62,12 @@ std::string SseError(std::string_view message, std::string_view type, std::strin
   return "data: " + Dump({{"error", {{"message", message}, {"type", type}, {"code", code}}}}) + "\n\n";
 }
 
+std::string SseMarkUnrecorded(std::string event) {
+  const size_t end = event.rfind('}');
+  if (end != std::string::npos) event.insert(end, R"(,"x_baton_recorded":false)");
+  return event;
+}
+
 std::string CompletionJson(const std::string& id, int64_t created, const std::string& model, const ChatResult& r) {
   json message = {{"role", "assistant"}, {"content", r.content}};
   if (r.tool_calls.is_array() && !r.tool_calls.empty()) {

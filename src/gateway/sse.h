@@ -26,6 +26,9 @@ std::string SseToolCallsChunk(const std::string& id, int64_t created, const std:
                               std::string_view content, const nlohmann::json& tool_calls);
 // An error event: `data: {"error": {...}}`.
 std::string SseError(std::string_view message, std::string_view type, std::string_view code);
+// `event` (one "data: {...}\n\n" event) with "x_baton_recorded": false added to its JSON object: how a stream's last
+// event says its request's log row could not be written (a plain answer's x-baton-recorded: false header).
+std::string SseMarkUnrecorded(std::string event);
 
 // The chat.completion JSON for a whole result. With tool calls, message.tool_calls holds them and message.content is
 // null when there is no text (as OpenAI answers).

@@ -47,7 +47,7 @@ std::vector<int> Targets(const Dataset& ds, std::span<const float> ps, std::span
 
 EscalationOutcome RealiseWith(const Dataset& ds, std::span<const size_t> cheap, std::span<const double> prob,
                               double threshold, const std::vector<int>& target_rest, const std::vector<int>& target_all,
-                              const std::vector<double>& rc) {
+                              const std::vector<double>& rc, bool routed_first = false) {
   const size_t nq = ds.num_queries(), ne = ds.num_experts();
   EscalationOutcome o;
   o.score.assign(nq, 0.0f);
@@ -59,7 +59,8 @@ EscalationOutcome RealiseWith(const Dataset& ds, std::span<const size_t> cheap, 
     const size_t first = cheap[0];
     double score = 0, cost = 0;
     int choice = -1;
-    if (!ds.observed(q, first)) {
+    // routed_first: the cheap call is made only where the router itself would call the first cheap expert.
+    if (!ds.observed(q, first) || (routed_first && target_all[q] != static_cast<int>(first))) {
       choice = target_all[q];
       if (choice >= 0) score = ds.score(q, choice), cost = rc[q * ne + choice];
     } else {
@@ -167,7 +168,7 @@ EscalationRun RunEscalation(const Dataset& train, const Dataset& test, const Ans
                             const AnswerTable& test_answers, std::span<const float> train_oof,
                             std::span<const float> train_pc, std::span<const float> test_ps,
                             std::span<const float> test_pc, size_t num_lambdas, const CurveBootstrap* boot,
-                            CurveBootstrap::Curve* boot_curve, int strong) {
+                            CurveBootstrap::Curve* boot_curve, int strong, bool routed_first) {
   const auto t0 = std::chrono::steady_clock::now();
   EscalationRun run;
   EscalationSummary& s = run.summary;
@@ -229,7 +230,7 @@ EscalationRun RunEscalation(const Dataset& train, const Dataset& test, const Ans
     for (size_t li = 0; li < lam_train.size(); ++li) {
       const std::vector<int> rest = Targets(train, train_oof, train_pc, lam_train[li], c);
       for (double t : f.thresholds) {
-        const EscalationOutcome o = RealiseWith(train, c, prob, t, rest, all_train[li], rc_train);
+        const EscalationOutcome o = RealiseWith(train, c, prob, t, rest, all_train[li], rc_train, routed_first);
         curve.push_back({.lambda = lam_train[li], .accuracy = o.accuracy, .cost_per_query = o.cost_per_query});
       }
     }
@@ -268,7 +269,7 @@ EscalationRun RunEscalation(const Dataset& train, const Dataset& test, const Ans
     const std::vector<int> rest = Targets(test, test_ps, test_pc, l, chosen);
     const std::vector<int> all = Targets(test, test_ps, test_pc, l, {});
     for (double t : s.thresholds) {
-      const EscalationOutcome o = RealiseWith(test, chosen, *prob, t, rest, all, *rc);
+      const EscalationOutcome o = RealiseWith(test, chosen, *prob, t, rest, all, *rc, routed_first);
       CurvePoint p{.lambda = l, .accuracy = o.accuracy, .cost_per_query = o.cost_per_query};
       if (strong >= 0) {
         p.strong_share = static_cast<double>(std::count(o.choice.begin(), o.choice.end(), strong)) /
@@ -288,14 +289,14 @@ EscalationRun RunEscalation(const Dataset& train, const Dataset& test, const Ans
     run.router.curve.push_back(pts[i]);
     sorted_params->push_back((*params)[i]);
   }
-  run.router.name = "escalate";
+  run.router.name = routed_first ? "route-escalate" : "escalate";
   const std::vector<size_t> cheap = chosen;
   const Dataset* tp = &test;
-  run.choice_at = [tp, cheap, prob, rc, sorted_params, test_ps, test_pc](size_t i) {
+  run.choice_at = [tp, cheap, prob, rc, sorted_params, test_ps, test_pc, routed_first](size_t i) {
     const Params& p = (*sorted_params)[i];
     const std::vector<int> rest = Targets(*tp, test_ps, test_pc, p.lambda, cheap);
     const std::vector<int> all = Targets(*tp, test_ps, test_pc, p.lambda, {});
-    return RealiseWith(*tp, cheap, *prob, p.threshold, rest, all, *rc).choice;
+    return RealiseWith(*tp, cheap, *prob, p.threshold, rest, all, *rc, routed_first).choice;
   };
   std::string cand;
   for (const auto& [n, a] : s.candidates) cand += fmt::format("{}{} {:.4f}", cand.empty() ? "" : ", ", n, a);

@@ -174,6 +174,16 @@ TEST(EscalationTest, BenchHasTheRouterWithAValidCurve) {
   for (const auto& x : j["routers"]) in_json |= x["name"] == "escalate";
   EXPECT_TRUE(in_json);
   EXPECT_NE(RenderBenchReport(*r, "t").find("Escalation router"), std::string::npos);
+  // route-escalate: at threshold 0 it is the router itself, so its AIQ (on the same lambdas) is at least the
+  // default's up to the default's extra lambdas; here every router sweeps the same 10 log-spaced ones.
+  const RouterResult *routed = nullptr, *def = nullptr;
+  for (const RouterResult& x : r->routers) {
+    if (x.name == "route-escalate") routed = &x;
+    if (x.is_default) def = &x;
+  }
+  ASSERT_NE(routed, nullptr);
+  ASSERT_NE(def, nullptr);
+  EXPECT_GE(routed->aiq, def->aiq - 1e-9);
 }
 
 TEST(EscalationTest, WithoutAnswersNotRunWithANote) {

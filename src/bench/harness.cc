@@ -384,7 +384,7 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
     if (std::isnan(r.cv_aiq) && stack_cv.count(r.name)) r.cv_aiq = stack_cv[r.name];
 
   // The escalation router: needs recorded answers of both splits.
-  std::function<std::vector<int>(size_t)> escalate_choice;
+  std::vector<std::function<std::vector<int>(size_t)>> escalate_choice;  // per escalation router, after `preds`
   if (options.train_answers && options.test_answers && options.train_answers->recorded > 0 &&
       options.test_answers->recorded > 0) {
     if (default_oof.size() != train.num_queries() * ne) {
@@ -396,16 +396,23 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
     } else {
       log("escalate: choosing the cheap experts and the acceptance model on train");
       const std::vector<float> train_pc = PredictAllCosts(cost_model, train);
-      CurveBootstrap::Curve bc;
-      if (boot) bc = boot->NewCurve();
-      EscalationRun run = RunEscalation(train, test, *options.train_answers, *options.test_answers, default_oof,
-                                        train_pc, default_pred, pc, options.num_lambdas, boot.get(),
-                                        boot ? &bc : nullptr, strong);
-      b.escalation = std::move(run.summary);
-      if (b.escalation.ran) {
-        b.routers.push_back(std::move(run.router));
-        if (boot) boot_curves.push_back(std::move(bc));
-        escalate_choice = std::move(run.choice_at);
+      for (bool routed_first : {false, true}) {
+        CurveBootstrap::Curve bc;
+        if (boot) bc = boot->NewCurve();
+        EscalationRun run = RunEscalation(train, test, *options.train_answers, *options.test_answers, default_oof,
+                                          train_pc, default_pred, pc, options.num_lambdas, boot.get(),
+                                          boot ? &bc : nullptr, strong, routed_first);
+        if (!routed_first) {
+          b.escalation = std::move(run.summary);
+        } else if (run.summary.ran) {
+          b.escalation.note += "; route-escalate (cheap call only where the default router chooses it): " +
+                               run.summary.note;
+        }
+        if (run.summary.ran) {
+          b.routers.push_back(std::move(run.router));
+          if (boot) boot_curves.push_back(std::move(bc));
+          escalate_choice.push_back(std::move(run.choice_at));
+        }
       }
     }
   } else {
@@ -430,7 +437,8 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   b.max_cost = std::max(b.max_cost, MaxCost(b.cascade.curve));
   for (size_t i = 0; i < b.routers.size(); ++i) {
     const RouterResult& r = b.routers[i];
-    std::function<std::vector<int>(size_t)> choice_at = escalate_choice;
+    std::function<std::vector<int>(size_t)> choice_at;
+    if (i >= preds.size()) choice_at = escalate_choice[i - preds.size()];
     if (i < preds.size())
       choice_at = [&, i](size_t k) { return RealiseLambda(test, preds[i], pc, r.curve[k].lambda).choice; };
     FillMetrics(b.routers[i], b, test, choice_at, options.tier_budgets, weak, strong);

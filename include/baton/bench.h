@@ -55,6 +55,7 @@
 #include <nlohmann/json.hpp>
 
 #include "baton/dataset.h"
+#include "baton/escalation.h"
 #include "baton/predictor.h"
 #include "baton/status.h"
 
@@ -172,6 +173,7 @@ class CurveBootstrap {
   // The per-resample state of one curve, fed point by point.
   struct Curve {
     std::vector<int> last_choice;              // per query, at the previous point (-1 = none yet)
+    std::vector<float> last_score, last_cost;  // per query, at the previous point (AddPointValues)
     std::vector<double> acc, cost;             // per resample, the running count-weighted sums
     std::vector<float> point_acc, point_cost;  // per point, per resample (point-major): the resampled means
     size_t points = 0;
@@ -184,6 +186,9 @@ class CurveBootstrap {
   Curve NewCurve() const;
   // Adds the next curve point from its per-query choices (RealiseLambda's: observed experts, or -1).
   void AddPoint(Curve& curve, std::span<const int> choice) const;
+  // Adds the next curve point from per-query realised scores and costs (routers whose cost is not one expert's, e.g.
+  // escalation: the sum of every call made). Do not mix with AddPoint on one curve.
+  void AddPointValues(Curve& curve, std::span<const float> score, std::span<const float> cost) const;
   CurveIntervals Intervals(const Curve& curve, double max_cost) const;
 
  private:
@@ -193,6 +198,30 @@ class CurveBootstrap {
   std::vector<double> mean_cost_;         // per expert, the full test split's (the fallback for unknown costs)
   std::vector<double> bs_acc_, bs_cost_;  // per resample, the best single expert's accuracy and cost
 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Escalation after a cheap answer (escalate.cc); the policy's core is baton/escalation.h.
+
+// The acceptance features of every query of `ds` for the cheap experts `cheap` (1 or 2; the first is the accepted
+// one): answers normalised in their domain's form (`form`, per query), pred_score the router's (n x ne).
+std::vector<AcceptanceFeatures> EscalationFeatures(const Dataset& ds, const AnswerTable& answers,
+                                                   std::span<const AnswerForm> form, std::span<const size_t> cheap,
+                                                   std::span<const float> pred_score);
+
+// One operating point. Per query: when the first cheap expert has no recorded outcome, the router's choice at lambda
+// (argmax pred_score - lambda * pred_cost over the observed experts) answers at its cost. Otherwise every cheap
+// expert with an outcome is called (their costs summed); when accept_prob[q] >= threshold the first one's recorded
+// score is the outcome, else the router's choice among the observed experts NOT in `cheap` answers and its cost is
+// added (no such expert: the first cheap answer stands). Unknown costs: the expert's mean known cost on `ds`, else 0.
+struct EscalationOutcome {
+  std::vector<float> score, cost;  // per query, realised
+  std::vector<int> choice;         // per query, the expert whose answer is returned
+  std::vector<uint8_t> escalated;  // per query, 1 when an expert beyond the cheap ones was called
+  double accuracy = 0, cost_per_query = 0;
+};
+EscalationOutcome RealiseEscalation(const Dataset& ds, std::span<const size_t> cheap, std::span<const double> accept_prob,
+                                    double threshold, std::span<const float> pred_score,
+                                    std::span<const float> pred_cost, double lambda);
 
 // ---------------------------------------------------------------------------------------------------------------
 // The harness (harness.cc, json.cc, report.cc).
@@ -237,6 +266,27 @@ struct UniverseStep {
   double cost_per_query = 0;  // the expert's mean cost per query on train
 };
 
+// The escalation router (escalate.cc): call the cheap expert(s) chosen on train, accept the first one's answer when
+// the acceptance model (baton/escalation.h, fitted on train with the default router's out-of-fold scores) gives it a
+// probability >= t, else escalate to the default router's choice at lambda among the other experts; the cost is the
+// sum of every call. Cheap sets compared on train: each of the (up to 5) cheapest experts on train's accuracy-cost
+// frontier other than the most accurate expert, alone or followed by a cheaper one of them (agreement of two
+// answers); the one with the best train AIQ (out-of-fold scores, C = the costliest single expert's mean train cost)
+// is kept. Its thresholds are quantiles of its acceptance probabilities on train; its curve sweeps threshold x lambda
+// (lambdas: LambdaGrid of the test predictions, as for every router) and is sorted by cost, not by lambda.
+// A query whose first cheap expert has no recorded outcome is routed by the default router directly.
+struct EscalationSummary {
+  bool ran = false;
+  std::string note;                  // why it did not run, or what it chose, in words
+  std::vector<std::string> cheap;    // the chosen cheap experts, the first is the accepted one
+  AcceptanceModel model;             // fitted on train
+  std::vector<double> thresholds;    // the t values swept (chosen on train)
+  double train_aiq = NAN;            // of the chosen cheap set, on train (out-of-fold scores)
+  double default_train_aiq = NAN;    // the default router's on train with the same scores and C
+  std::vector<std::pair<std::string, double>> candidates;  // train AIQ per cheap set ("a+b")
+  double answers_recorded_share = NAN;  // of the test cells of the cheap experts, the share with an answer text
+};
+
 struct BenchResult {
   size_t train_queries = 0, test_queries = 0;
   std::vector<std::string> experts;
@@ -262,6 +312,7 @@ struct BenchResult {
   // The default router at its operating point (RouterResult::choice): per domain (`domains`), the share of that
   // domain's test queries sent to each expert (`experts`); NaN for a domain without queries.
   std::vector<std::vector<double>> domain_share;
+  EscalationSummary escalation;  // routers[] holds "escalate" when it ran
   size_t bootstrap = 0;  // resamples behind RouterResult::ci (0 = none)
   double max_cost = 0;   // C in AIQ
   double seconds = 0;
@@ -283,6 +334,10 @@ struct BenchOptions {
   bool cross_validate = true;        // PredictorOptions::cross_validate for the final training. Default: true
   std::vector<double> tier_budgets = {0.1, 0.25, 0.5, 1.0};  // fractions of best_single cost for TierShare
   size_t bootstrap = 200;  // resamples for the confidence intervals (CurveBootstrap), seeded by `seed`; 0 = off
+  // Recorded answer texts of train's and test's cells (AnswersFor). Both set: the escalation router ("escalate") is
+  // benchmarked too; else it is skipped with a note. Not owned; must outlive RunBench. Default: none
+  const AnswerTable* train_answers = nullptr;
+  const AnswerTable* test_answers = nullptr;
   PredictorFactory make_predictor;                   // empty = MakePredictor
   std::function<void(const std::string&)> progress;  // progress lines (no newline); empty = silent
 };

@@ -69,6 +69,11 @@ class Predictor {
   // the routing measure it compared them by: (predictor name, out-of-fold AIQ) per candidate, its own blend last.
   // Empty for the others, and after LoadState (not saved).
   virtual std::vector<std::pair<std::string, double>> SelectionScores() const { return {}; }
+  // A predictor that computed out-of-fold predictions of itself on its training data while fitting ("stack": its
+  // selected blend applied to the candidates' out-of-fold predictions) returns them after Fit(): num_queries x
+  // num_experts row-major, in the training Dataset's order. Empty for the others and after LoadState (not saved).
+  // Used by routers built on top of a predictor (escalation) to learn from train without optimistic scores.
+  virtual std::vector<float> OutOfFoldScores() const { return {}; }
 };
 
 // Names MakePredictor accepts, the default first: "stack", the default of `baton fit`, `baton serve` (a gateway

@@ -28,7 +28,11 @@ TEST(BenchCliTest, RouterBenchTrainTestJsonSchema) {
   for (const char* k : {"expert", "accuracy", "cost_per_query"}) EXPECT_TRUE(j["best_single"].contains(k)) << k;
   for (const char* k : {"accuracy", "cost_per_query"}) EXPECT_TRUE(j["oracle"][k].is_number()) << k;
   EXPECT_GE(j["oracle"]["accuracy"].get<double>(), j["best_single"]["accuracy"].get<double>());
-  ASSERT_EQ(j["routers"].size(), 3u);
+  // The three routers asked for, plus the escalation routers (routerbench has recorded answers, read by default).
+  ASSERT_EQ(j["routers"].size(), 5u);
+  EXPECT_EQ(j["routers"][3]["name"], "escalate");
+  EXPECT_EQ(j["routers"][4]["name"], "route-escalate");
+  EXPECT_TRUE(j["escalation"]["ran"].get<bool>()) << j["escalation"]["note"];
   int defaults = 0;
   for (const auto& x : j["routers"]) {
     defaults += x["default"].get<bool>() ? 1 : 0;

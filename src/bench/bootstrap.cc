@@ -113,6 +113,29 @@ void CurveBootstrap::AddPoint(Curve& curve, std::span<const int> choice) const {
   ++curve.points;
 }
 
+void CurveBootstrap::AddPointValues(Curve& curve, std::span<const float> score, std::span<const float> cost) const {
+  const size_t nq = test_->num_queries(), nb = resamples_;
+  if (curve.last_score.size() != nq) curve.last_score.assign(nq, 0.0f), curve.last_cost.assign(nq, 0.0f);
+  for (size_t q = 0; q < nq && q < score.size() && q < cost.size(); ++q) {
+    const double ds = static_cast<double>(score[q]) - curve.last_score[q];
+    const double dc = static_cast<double>(cost[q]) - curve.last_cost[q];
+    if (ds == 0 && dc == 0) continue;
+    const uint16_t* w = &count_[q * nb];
+    for (size_t b = 0; b < nb; ++b) {
+      curve.acc[b] += w[b] * ds;
+      curve.cost[b] += w[b] * dc;
+    }
+    curve.last_score[q] = score[q];
+    curve.last_cost[q] = cost[q];
+  }
+  const double n = static_cast<double>(std::max<size_t>(nq, 1));
+  for (size_t b = 0; b < nb; ++b) {
+    curve.point_acc.push_back(static_cast<float>(curve.acc[b] / n));
+    curve.point_cost.push_back(static_cast<float>(curve.cost[b] / n));
+  }
+  ++curve.points;
+}
+
 CurveIntervals CurveBootstrap::Intervals(const Curve& curve, double max_cost) const {
   std::vector<double> aiq, c95, acc_at;
   std::vector<CurvePoint> pts(curve.points);

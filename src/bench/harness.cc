@@ -10,6 +10,7 @@
 
 #include "baton/bench.h"
 #include "baton/universe.h"
+#include "bench/escalate.h"
 
 namespace baton {
 namespace {
@@ -121,6 +122,32 @@ std::map<std::string, double> CrossValidate(const Dataset& train, const std::vec
   for (const auto& [name, s] : sum)
     if (ok[name] == k) mean[name] = s / static_cast<double>(k);
   return mean;
+}
+
+// Out-of-fold predicted scores of router `name` on train (k folds, trained without inner cross-validation); empty
+// when a fold fails.
+std::vector<float> OutOfFoldScores(const Dataset& train, const std::string& name, const BenchOptions& o,
+                                   const PredictorFactory& make) {
+  const size_t n = train.num_queries(), ne = train.num_experts(), k = std::max<size_t>(2, o.cv_folds);
+  if (n < 2 * k) return {};
+  std::vector<size_t> perm(n);
+  for (size_t i = 0; i < n; ++i) perm[i] = i;
+  std::mt19937_64 rng(o.seed ^ 0x5eed0f0f5eed0f0fULL);
+  for (size_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng() % (i + 1)]);
+  std::vector<float> out(n * ne, NAN);
+  for (size_t f = 0; f < k; ++f) {
+    std::vector<size_t> tr, ho;
+    for (size_t i = 0; i < n; ++i) (i % k == f ? ho : tr).push_back(perm[i]);
+    std::sort(tr.begin(), tr.end());
+    std::sort(ho.begin(), ho.end());
+    StatusOr<std::unique_ptr<Predictor>> p = make(name, {.seed = o.seed, .cross_validate = false});
+    if (!p.ok() || !(*p)->Fit(train.SelectQueries(tr)).ok()) return {};
+    const std::vector<float> ps = PredictAll(**p, train.SelectQueries(ho));
+    for (size_t i = 0; i < ho.size(); ++i)
+      std::copy(ps.begin() + static_cast<std::ptrdiff_t>(i * ne), ps.begin() + static_cast<std::ptrdiff_t>((i + 1) * ne),
+                out.begin() + static_cast<std::ptrdiff_t>(ho[i] * ne));
+  }
+  return out;
 }
 
 // choice_at(i): the per-query choices at curve point i (empty function: no per-point metrics).
@@ -304,7 +331,7 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   BATON_ASSIGN_OR_RETURN(CostModel cost_model, CostModel::Fit(train));
   const std::vector<float> pc = PredictAllCosts(cost_model, test);
   std::vector<std::vector<float>> preds;  // per router, for the per-point metrics
-  std::vector<float> default_pred;
+  std::vector<float> default_pred, default_oof;
   std::map<std::string, double> stack_cv;  // the stack's out-of-fold AIQ per router (stack_default)
   std::unique_ptr<CurveBootstrap> boot;
   std::vector<CurveBootstrap::Curve> boot_curves;  // per router
@@ -343,7 +370,10 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
                                         scores.empty() ? "none (too few queries)" : scores);
       log("default router: " + b.default_selection);
     }
-    if (r.is_default) default_pred = ps;
+    if (r.is_default) {
+      default_pred = ps;
+      default_oof = p->OutOfFoldScores();
+    }
     preds.push_back(std::move(ps));
     b.routers.push_back(std::move(r));
     log(fmt::format("{}: trained in {:.1f}s, swept {} lambdas", name, b.routers.back().train_seconds,
@@ -352,6 +382,43 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
 
   for (RouterResult& r : b.routers)
     if (std::isnan(r.cv_aiq) && stack_cv.count(r.name)) r.cv_aiq = stack_cv[r.name];
+
+  // The escalation router: needs recorded answers of both splits.
+  std::vector<std::function<std::vector<int>(size_t)>> escalate_choice;  // per escalation router, after `preds`
+  if (options.train_answers && options.test_answers && options.train_answers->recorded > 0 &&
+      options.test_answers->recorded > 0) {
+    if (default_oof.size() != train.num_queries() * ne) {
+      log(fmt::format("escalate: out-of-fold scores of {} on train ({} folds)", b.default_router, options.cv_folds));
+      default_oof = OutOfFoldScores(train, b.default_router, options, make);
+    }
+    if (default_oof.size() != train.num_queries() * ne) {
+      b.escalation.note = "not run: no out-of-fold scores of the default router on train";
+    } else {
+      log("escalate: choosing the cheap experts and the acceptance model on train");
+      const std::vector<float> train_pc = PredictAllCosts(cost_model, train);
+      for (bool routed_first : {false, true}) {
+        CurveBootstrap::Curve bc;
+        if (boot) bc = boot->NewCurve();
+        EscalationRun run = RunEscalation(train, test, *options.train_answers, *options.test_answers, default_oof,
+                                          train_pc, default_pred, pc, options.num_lambdas, boot.get(),
+                                          boot ? &bc : nullptr, strong, routed_first);
+        if (!routed_first) {
+          b.escalation = std::move(run.summary);
+        } else if (run.summary.ran) {
+          b.escalation.note += "; route-escalate (cheap call only where the default router chooses it): " +
+                               run.summary.note;
+        }
+        if (run.summary.ran) {
+          b.routers.push_back(std::move(run.router));
+          if (boot) boot_curves.push_back(std::move(bc));
+          escalate_choice.push_back(std::move(run.choice_at));
+        }
+      }
+    }
+  } else {
+    b.escalation.note = "not run: no recorded answers (responses.jsonl) for both the train and the test split";
+  }
+  log("escalate: " + b.escalation.note);
 
   // The cascade, driven by the default router's predicted scores; experts cheap -> expensive by train cost.
   std::vector<size_t> order(ne);
@@ -370,7 +437,10 @@ StatusOr<BenchResult> RunBench(const Dataset& train, const Dataset& test, const 
   b.max_cost = std::max(b.max_cost, MaxCost(b.cascade.curve));
   for (size_t i = 0; i < b.routers.size(); ++i) {
     const RouterResult& r = b.routers[i];
-    auto choice_at = [&](size_t k) { return RealiseLambda(test, preds[i], pc, r.curve[k].lambda).choice; };
+    std::function<std::vector<int>(size_t)> choice_at;
+    if (i >= preds.size()) choice_at = escalate_choice[i - preds.size()];
+    if (i < preds.size())
+      choice_at = [&, i](size_t k) { return RealiseLambda(test, preds[i], pc, r.curve[k].lambda).choice; };
     FillMetrics(b.routers[i], b, test, choice_at, options.tier_budgets, weak, strong);
     if (boot) {
       b.routers[i].ci = boot->Intervals(boot_curves[i], b.max_cost);

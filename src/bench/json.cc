@@ -118,6 +118,22 @@ json BenchResultToJson(const BenchResult& r) {
   }
   if (!r.provenance.empty()) j["provenance"] = r.provenance;
   j["bootstrap_resamples"] = r.bootstrap;
+  {
+    const EscalationSummary& e = r.escalation;
+    json esc = {{"ran", e.ran}, {"note", e.note}};
+    if (e.ran) {
+      json cand = json::object();
+      for (const auto& [n, a] : e.candidates) cand[n] = Num(a);
+      esc["cheap_experts"] = e.cheap;
+      esc["acceptance_weights"] = std::vector<double>(e.model.weights().begin(), e.model.weights().end());
+      esc["thresholds"] = e.thresholds;
+      esc["train_aiq"] = Num(e.train_aiq);
+      esc["default_train_aiq"] = Num(e.default_train_aiq);
+      esc["candidates_train_aiq"] = std::move(cand);
+      esc["answers_recorded_share"] = Num(e.answers_recorded_share);
+    }
+    j["escalation"] = std::move(esc);
+  }
   if (!r.calibration.empty()) {
     // Per expert, the default router's bins of predicted score on test (empty bins left out).
     json cal = json::object();

@@ -337,6 +337,9 @@ ${6:.3g}/query). Oracle: accuracy {7:.3f} at ${8:.3g}/query. Default router: <b>
                   r.best_single.accuracy, r.best_single.cost_per_query, r.oracle.accuracy, r.oracle.cost_per_query,
                   Escape(r.default_router), Escape(r.default_selection));
   if (!r.provenance.empty()) html += fmt::format("<p class=\"note\">Run: {}</p>\n", Escape(r.provenance));
+  if (!r.escalation.note.empty()) {
+    html += fmt::format("<p class=\"note\">Escalation router (<i>escalate</i>): {}</p>\n", Escape(r.escalation.note));
+  }
   if (r.prices_degenerate) {
     html +=
         "<p><b>Warning: the experts' prices are equal (or unknown)</b>: every router spends the same per query, so "

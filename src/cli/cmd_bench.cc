@@ -148,6 +148,8 @@ Command AddBenchCommand(CLI::App& root) {
     size_t lambdas = 40;
     size_t breakpoint_lambdas = 1500;
     size_t bootstrap = 200;
+    std::vector<std::string> responses;
+    bool no_responses = false;
     int64_t dev_split = -1;
     bool no_inner_cv = false, cold_start = false;
   };
@@ -192,6 +194,10 @@ Command AddBenchCommand(CLI::App& root) {
                   "development mode: ignore the test split; split the TRAIN split in halves with this seed and bench "
                   "on those (inner train / validation)")
       ->check(NonNegativeInt());
+  app->add_option("--responses", o->responses,
+                  "recorded answer texts (responses.jsonl) for the escalation router (default: responses.jsonl in the "
+                  "dataset folder(s) when present)");
+  app->add_flag("--no-responses", o->no_responses, "do not read recorded answers (no escalation router)");
   app->add_flag("--no-inner-cv", o->no_inner_cv, "train routers without their own hyper-parameter cross-validation");
   app->add_flag("--cold-start", o->cold_start, "keep experts with no outcome in the train split (routed on priors)");
   app->add_option("--json", o->json, "write the results as JSON to this file");
@@ -262,7 +268,31 @@ Command AddBenchCommand(CLI::App& root) {
         BATON_RETURN_IF_ERROR(CheckBenchable(train, test, o->cold_start));
         fmt::print(stderr, "loaded in {:.1f}s: {} train and {} test queries, {} experts\n", SecondsSince(t0),
                    train.num_queries(), test.num_queries(), train.num_experts());
+        // Recorded answers for the escalation router: --responses, else the folders' responses.jsonl when present.
+        std::vector<std::string> response_files = o->responses;
+        if (response_files.empty() && !o->no_responses) {
+          for (const std::string& d : {o->dir, o->train, o->test}) {
+            if (!d.empty() && std::filesystem::exists(d + "/responses.jsonl")) response_files.push_back(d + "/responses.jsonl");
+          }
+        }
+        AnswerTable train_answers, test_answers;
+        if (!o->no_responses && !response_files.empty()) {
+          RecordedResponses all;
+          for (const std::string& f : response_files) {
+            fmt::print(stderr, "reading recorded answers {}\n", f);
+            BATON_ASSIGN_OR_RETURN(RecordedResponses r, ReadResponses(f));
+            all.merge(r);
+          }
+          train_answers = AnswersFor(all, train);
+          test_answers = AnswersFor(all, test);
+          fmt::print(stderr, "recorded answers: {} train cells, {} test cells\n", train_answers.recorded,
+                     test_answers.recorded);
+        } else {
+          fmt::print(stderr, "no recorded answers (responses.jsonl): the escalation router is not benchmarked\n");
+        }
         BenchOptions opts;
+        opts.train_answers = &train_answers;
+        opts.test_answers = &test_answers;
         opts.routers = o->routers;
         opts.default_candidates = o->candidates;
         opts.cv_folds = o->cv_folds;
@@ -294,6 +324,7 @@ Command AddBenchCommand(CLI::App& root) {
                         opt(r.cascade.acc_at_best_single_cost), "-", "-"});
         PrintTable({"router", "aiq", "cost_at_95", "acc@best-single-cost", "apgr", "train s"}, rows);
         fmt::print("* default router ({})\n", r.default_selection);
+        fmt::print("escalate: {}\n", r.escalation.note);
         if (!o->json.empty()) {
           BATON_RETURN_IF_ERROR(WriteFileAtomically(o->json, BenchResultToJson(r).dump(2) + "\n"));
           fmt::print("json: {}\n", o->json);

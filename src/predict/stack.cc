@@ -113,6 +113,7 @@ class StackPredictor final : public PredictorBase {
     for (const std::string& c : PredictorNames())
       if (IsCandidate(c)) names.push_back(c);
     scores_.clear();
+    oof_blend_.clear();
     // Selection entries: candidate k raw (2k) and calibrated (2k + 1).
     std::vector<size_t> counts(2 * names.size(), 0);
     std::vector<std::vector<float>> calib(names.size());  // per candidate: a_e then b_e (2 x ne) on all OOF cells
@@ -174,6 +175,19 @@ class StackPredictor final : public PredictorBase {
         entry[2 * k + 1] = std::move(cal);
       }
       counts = Select(train, entry_names, entry, oof_cost, entry_ok);
+      // The selected blend on the out-of-fold entries: the stack's own out-of-fold predictions (OutOfFoldScores).
+      size_t total = 0;
+      for (size_t c : counts) total += c;
+      if (total > 0) {
+        std::vector<double> sum(n * ne, 0.0);
+        for (size_t i = 0; i < counts.size(); ++i) {
+          if (counts[i] == 0) continue;
+          for (size_t j = 0; j < n * ne; ++j) sum[j] += static_cast<double>(counts[i]) * entry[i][j];
+        }
+        oof_blend_.resize(n * ne);
+        for (size_t j = 0; j < n * ne; ++j)
+          oof_blend_[j] = std::clamp(static_cast<float>(sum[j] / static_cast<double>(total)), 0.0f, 1.0f);
+      }
     }
     if (std::all_of(counts.begin(), counts.end(), [](size_t c) { return c == 0; })) {
       // Too few queries for out-of-fold data: the domain prior alone.
@@ -302,6 +316,7 @@ class StackPredictor final : public PredictorBase {
   }
 
   std::vector<std::pair<std::string, double>> SelectionScores() const override { return scores_; }
+  std::vector<float> OutOfFoldScores() const override { return oof_blend_; }
 
  private:
   // Greedy selection with replacement; returns the count per candidate and fills scores_.
@@ -395,6 +410,7 @@ class StackPredictor final : public PredictorBase {
   std::vector<const PredictorBase*> base_;
   bool shared_sketch_ = false;
   std::vector<std::pair<std::string, double>> scores_;  // OOF AIQ per candidate, then "stack" (not saved)
+  std::vector<float> oof_blend_;                        // the blend on the OOF entries (not saved)
 };
 
 }  // namespace

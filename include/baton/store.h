@@ -188,6 +188,7 @@ class Store {
   Status InsertOutcome(const OutcomeRecord& outcome);
   // Inserts or replaces the recorded answer text of `expert` to `query`.
   Status PutResponse(int64_t query_id, int64_t expert_id, const std::string& text);
+  // Logs the request; a request id already logged is left as it is (a retried batch), so each id is logged once.
   Status LogRequest(const RequestLogRecord& request);
   // Appends Archon call traces (in one statement each; wrap many in a Transaction for speed).
   Status LogArchonCall(const ArchonCallRecord& call);

@@ -6,7 +6,7 @@
 
 namespace baton::store {
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 inline constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE IF NOT EXISTS experts (
@@ -141,8 +141,18 @@ CREATE INDEX IF NOT EXISTS budget_reservations_by_key ON budget_reservations(key
 CREATE INDEX IF NOT EXISTS budget_reservations_by_expiry ON budget_reservations(expires_unix_ms);
 )sql";
 
+// v7: a request is logged once. The recorder retries a batch whose commit it could not confirm (the connection died
+// as it committed); the request id (x-request-id, made by the gateway) being unique makes that retry idempotent.
+// Copies a retry made before v7 are dropped, keeping the first.
+inline constexpr const char* kSchemaV7 = R"sql(
+DELETE FROM requests WHERE request_id IS NOT NULL AND request_id <> '' AND id NOT IN (
+  SELECT min(id) FROM requests WHERE request_id IS NOT NULL AND request_id <> '' GROUP BY request_id);
+CREATE UNIQUE INDEX IF NOT EXISTS requests_once ON requests(request_id) WHERE request_id IS NOT NULL AND request_id <> '';
+)sql";
+
 // kSchemaSteps[v - 1] brings a database from version v - 1 to v.
-inline constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6};
+inline constexpr const char* kSchemaSteps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4,
+                                               kSchemaV5, kSchemaV6, kSchemaV7};
 static_assert(sizeof(kSchemaSteps) / sizeof(kSchemaSteps[0]) == kSchemaVersion);
 
 }  // namespace baton::store

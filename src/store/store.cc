@@ -210,7 +210,8 @@ Status Store::LogRequest(const RequestLogRecord& r) {
   BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->log_request, R"sql(
     INSERT INTO requests(time_unix_ms, client_key_hash, requested_model, expert, http_status, tokens_in, tokens_out,
                          cost_usd, latency_ms, prompt, request_id, note)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12))sql"));
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+    ON CONFLICT DO NOTHING)sql"));  // a request id already logged: a retried batch (schema v7)
   s->Bind(1, r.time_unix_ms ? r.time_unix_ms : NowMs()).Bind(2, r.client_key_hash).Bind(3, r.requested_model);
   s->Bind(4, r.expert).Bind(5, static_cast<int64_t>(r.http_status)).Bind(6, r.tokens_in).Bind(7, r.tokens_out);
   s->Bind(8, r.cost_usd).Bind(9, r.latency_ms);

@@ -53,7 +53,8 @@ def main():
         store = args.db or ws.path("gateway.db")
         config = ws.path("gateway.yaml")
         with open(config, "w") as f:
-            f.write("store: \"%s\"\nkeys:\n" % store)
+            # One replica id across the restarts: a restarted gateway releases what its killed predecessor reserved.
+            f.write("store: \"%s\"\nreplica_id: crash-campaign\nkeys:\n" % store)
             for name, (key, budget) in KEYS.items():
                 f.write("  - {name: %s, key: %s, budget_usd: %g}\n" % (name, key, budget))
             f.write("experts:\n  - {name: fake, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", model: fake, "

@@ -61,7 +61,7 @@ def config_text(store, train, fake_port, proxy_port, llama_b_port):
         "  - {name: %s, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", model: %s, usd_per_mtok_in: %g, "
         "usd_per_mtok_out: %g, timeout_s: %d, max_retries: %d}\n" % (n, p, m, PRICES[n][0], PRICES[n][1], t, r)
         for n, p, m, t, r in ex)
-    return ("store: \"%s\"\nmetrics_public: true\nrouter: {train_dir: %s, predictor: domain-prior, lambda: 0}\n"
+    return ("store: \"%s\"\nreplica_id: fault-campaign\nmetrics_public: true\nrouter: {train_dir: %s, predictor: domain-prior, lambda: 0}\n"
             "keys:\n%sexperts:\n%s" % (store, train, keys, experts))
 
 

@@ -7,6 +7,9 @@
 #   env: DURATION=30 (s per scenario)  RATE=5000 (req/s target)  CONNS=50  THREADS=2
 #        MEM_CONNS=1000  MEM_DURATION=10  OUT_DIR=build-loadtest  IO_THREADS=2 (baton's event loops)
 #        HTTP_CLIENT=auto (the expert's http_client: auto = Boost.Beast's pooled client for http://; curl = libcurl)
+#        STORE=sqlite|postgresql (postgresql: a throw-away server of scripts/pg_server.sh; budgets then shared)
+#        REPLICAS=1 (more: that many `baton serve` over the one store, behind an nginx round-robin load balancer that
+#        the baton rows go through; CPU per request is then summed over the replicas)
 #        WRK_CPUS=  SERVER_CPUS=  (taskset CPU lists, e.g. WRK_CPUS=1 SERVER_CPUS=0 keeps the load generator off the
 #        servers' core; empty = no pinning)
 #
@@ -28,6 +31,10 @@ MEM_DURATION="${MEM_DURATION:-10}"
 OUT_DIR="${OUT_DIR:-$ROOT/build-loadtest}"
 IO_THREADS="${IO_THREADS:-2}"
 HTTP_CLIENT="${HTTP_CLIENT:-auto}"
+STORE="${STORE:-sqlite}"
+REPLICAS="${REPLICAS:-1}"
+case "$STORE" in sqlite|postgresql) ;; *) echo "load_test: STORE must be sqlite or postgresql" >&2; exit 2 ;; esac
+[ "$REPLICAS" -ge 1 ] 2>/dev/null || { echo "load_test: REPLICAS must be a number >= 1" >&2; exit 2; }
 WRK_CPUS="${WRK_CPUS:-}"
 SERVER_CPUS="${SERVER_CPUS:-}"
 WRK=(wrk); SERVER_PIN=()
@@ -60,7 +67,15 @@ mkdir -p "$OUT_DIR"
 NGINX_PID=""
 PROXY_PID=""
 SERVE_PID=""
-cleanup() { stop_process "$SERVE_PID"; stop_process "$PROXY_PID"; stop_process "$NGINX_PID"; rm -rf "$WORK"; }
+LB_PID=""
+BATON_PIDS=()
+PORTS=()
+cleanup() {
+  for p in "${BATON_PIDS[@]}"; do stop_process "$p"; done
+  stop_process "$LB_PID"; stop_process "$PROXY_PID"; stop_process "$NGINX_PID"
+  [ -d "$WORK/pg" ] && bash "$ROOT/scripts/pg_server.sh" stop "$WORK/pg" >/dev/null 2>&1
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -88,7 +103,8 @@ NGINX
   "${SERVER_PIN[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
   STARTED_PID=$!
   for _ in $(seq 1 100); do
-    if curl -fsS -m 2 -X POST -d '{}' "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1; then return 0; fi
+    # Any HTTP answer means it is up (the load balancer passes on baton's 401 to this keyless probe).
+    if curl -sS -m 2 -o /dev/null -X POST -d '{}' "http://127.0.0.1:$port/v1/chat/completions" 2>/dev/null; then return 0; fi
     kill -0 "$STARTED_PID" 2>/dev/null || break
     sleep 0.1
   done
@@ -114,10 +130,19 @@ start_nginx "$WORK/proxy" "$PROXY_PORT" "  upstream llm { server 127.0.0.1:$NGIN
 PROXY_PID=$STARTED_PID
 echo "load_test: reference proxy (nginx) on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID)"
 
-# --- baton: one openai expert pointing at nginx ---------------------------------------------------------------------
-cat > "$WORK/baton.yaml" <<YAML
+# --- baton: one openai expert pointing at nginx; REPLICAS of them over one store ------------------------------------
+STORE_PATH="$WORK/gateway.db"
+if [ "$STORE" = postgresql ]; then
+  chmod 755 "$WORK"  # the server runs as the postgres user when this runs as root
+  STORE_PATH="$(bash "$ROOT/scripts/pg_server.sh" start "$WORK/pg" | tail -n 1)"
+  echo "load_test: PostgreSQL store at $STORE_PATH"
+fi
+for i in $(seq 1 "$REPLICAS"); do
+  mkdir -p "$WORK/r$i"
+  cat > "$WORK/r$i/baton.yaml" <<YAML
 listen: 127.0.0.1:0
-store: $WORK/gateway.db
+store: "$STORE_PATH"
+replica_id: load-test-$i
 record_prompts: false
 metrics_public: true
 io_threads: $IO_THREADS
@@ -129,14 +154,30 @@ keys:
 experts:
   - {name: $MODEL, kind: openai, base_url: "http://127.0.0.1:$NGINX_PORT/v1", http_client: $HTTP_CLIENT}
 YAML
-start_baton_serve load_test "$WORK" "${SERVER_PIN[@]}" "$BATON" serve --config "$WORK/baton.yaml" --listen 127.0.0.1:0
-BATON_PID=$SERVE_PID
-BATON_PORT=$SERVE_PORT
+  start_baton_serve load_test "$WORK/r$i" "${SERVER_PIN[@]}" "$BATON" serve --config "$WORK/r$i/baton.yaml" --listen 127.0.0.1:0
+  BATON_PIDS+=("$SERVE_PID")
+  PORTS+=("$SERVE_PORT")
+done
+BATON_PID=${BATON_PIDS[0]}
+BATON_PORT=${PORTS[0]}
+TARGET_PORT=$BATON_PORT
+if [ "$REPLICAS" -gt 1 ]; then  # the load balancer: the baton rows go through it
+  LB_PORT="$(free_port)"
+  servers=""; for p in "${PORTS[@]}"; do servers+="server 127.0.0.1:$p; "; done
+  start_nginx "$WORK/lb" "$LB_PORT" "  upstream replicas { $servers keepalive 128; keepalive_requests 10000000; }
+  server {
+    listen 127.0.0.1:$LB_PORT;
+    location / { proxy_pass http://replicas; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
+  LB_PID=$STARTED_PID
+  TARGET_PORT=$LB_PORT
+  echo "load_test: $REPLICAS replicas behind an nginx load balancer on 127.0.0.1:$LB_PORT"
+fi
 
 body() { printf '{"model":"%s","messages":[{"role":"user","content":"What is 2+2? Answer with one number."}],"max_tokens":8}' "$1"; }
 for m in "$MODEL" baton; do  # one real request each way before loading, to fail fast
   out="$(curl -sS -m 10 -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-         -d "$(body "$m")" "http://127.0.0.1:$BATON_PORT/v1/chat/completions")"
+         -d "$(body "$m")" "http://127.0.0.1:$TARGET_PORT/v1/chat/completions")"
   echo "$out" | grep -q '"chat.completion"' || { echo "load_test: baton did not answer model $m: $out" >&2; exit 1; }
 done
 
@@ -156,7 +197,9 @@ to_ms() {  # wrk's "245.00us" / "1.20ms" / "1.01s" -> milliseconds
                          printf "%.3f", n }'
 }
 declare -A P50 P90 P99 RPS ERRS CPU_US
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # user + system time of a process, in clock ticks
+cpu_ticks() {  # user + system time of processes (PIDs separated by spaces), in clock ticks
+  local t=0 p; for p in $1; do t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat") )); done; echo "$t"
+}
 run_wrk() {  # run_wrk NAME URL MODEL [PID whose CPU time per request to report]
   local name="$1" url="$2" model="$3" pid="${4:-}" lua="$WORK/$1.lua" log="$OUT_DIR/wrk-$1.txt" t0=0
   write_lua "$lua" "$model" "$DELAY_MS"
@@ -181,8 +224,8 @@ run_wrk() {  # run_wrk NAME URL MODEL [PID whose CPU time per request to report]
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 run_wrk direct "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "$MODEL"
 run_wrk proxy "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$MODEL" "$(pgrep -P "$PROXY_PID" | head -n 1)"
-run_wrk passthrough "http://127.0.0.1:$BATON_PORT/v1/chat/completions" "$MODEL" "$BATON_PID"
-run_wrk routed "http://127.0.0.1:$BATON_PORT/v1/chat/completions" baton "$BATON_PID"
+run_wrk passthrough "http://127.0.0.1:$TARGET_PORT/v1/chat/completions" "$MODEL" "${BATON_PIDS[*]}"
+run_wrk routed "http://127.0.0.1:$TARGET_PORT/v1/chat/completions" baton "${BATON_PIDS[*]}"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- memory at MEM_CONNS open connections ----------------------------------------------------------------------------
@@ -216,7 +259,7 @@ add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 {
   echo
-  echo "Load test $(date -u +%Y-%m-%dT%H:%MZ): target $RATE req/s (wrk -t$THREADS -c$CONNS, delay ${DELAY_MS} ms per connection), ${DURATION} s per row, baton io_threads $IO_THREADS, http_client $HTTP_CLIENT${WRK_CPUS:+, wrk on CPU $WRK_CPUS}${SERVER_CPUS:+, nginx and baton on CPU $SERVER_CPUS}; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+  echo "Load test $(date -u +%Y-%m-%dT%H:%MZ): target $RATE req/s (wrk -t$THREADS -c$CONNS, delay ${DELAY_MS} ms per connection), ${DURATION} s per row, baton io_threads $IO_THREADS, http_client $HTTP_CLIENT, store $STORE, $REPLICAS replica(s)$([ "$REPLICAS" -gt 1 ] && echo " behind an nginx load balancer")${WRK_CPUS:+, wrk on CPU $WRK_CPUS}${SERVER_CPUS:+, nginx and baton on CPU $SERVER_CPUS}; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
   echo
   echo "| target | achieved req/s | p50 ms | p90 ms | p99 ms | errors |"
   echo "| --- | ---: | ---: | ---: | ---: | --- |"

@@ -1,9 +1,10 @@
 // Store: baton's database of experts, queries, recorded outcomes, recorded answers, request logs and budgets.
 //
 // Two engines behind one API: an SQLite file in WAL mode (the embedded default), or a PostgreSQL database named by a
-// postgresql:// URL (shared by several processes, e.g. `baton serve` replicas). Everything baton learns from lives here: outcomes come from imports (`imported`),
-// from the gateway's live traffic (`live`) and from the self-play loop (`selfplay`). Writers group their work in a
-// Transaction, which rolls back unless committed, so a failed import leaves the database exactly as it was.
+// postgresql:// URL (shared by several processes, e.g. `baton serve` replicas). Everything baton learns from lives
+// here: outcomes come from imports (`imported`), from the gateway's live traffic (`live`) and from the self-play loop
+// (`selfplay`). Writers group their work in a Transaction, which rolls back unless committed, so a failed import leaves
+// the database exactly as it was.
 //
 // Example:
 //   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open("baton.db"));
@@ -204,8 +205,8 @@ class Store {
   StatusOr<int64_t> InsertOnboarding(const OnboardingRecord& record);
   StatusOr<std::vector<OnboardingRecord>> ListOnboarding();
 
-  // Runs `fn` as one all-or-nothing unit (a savepoint inside a Transaction, a transaction of its own outside one): its writes stay when
-  // it returns OK and are undone when it returns an error (returned as is) or throws (Internal).
+  // Runs `fn` as one all-or-nothing unit (a savepoint inside a Transaction, a transaction of its own outside one): its
+  // writes stay when it returns OK and are undone when it returns an error (returned as is) or throws (Internal).
   Status Atomically(const std::function<Status()>& fn);
 
   // Inserts the key's budget or, when the key exists, updates its name and budget and keeps what it has spent.

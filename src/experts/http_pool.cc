@@ -30,8 +30,7 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr size_t kReadChunk = 8 * 1024;  // per call in flight, in its coroutine frame
 
 bool AllowedHostChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-         c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 }
 
 // An error of Beast's HTTP parser (the upstream did not speak HTTP/1.x), rather than of the connection.

@@ -59,7 +59,7 @@ class HttpPool final : public boost::asio::execution_context::service {
    public:
     virtual ~Exchange() = default;
     virtual const HttpEndpoint& endpoint() const = 0;
-    virtual const std::string& body() const = 0;                                   // sent as is
+    virtual const std::string& body() const = 0;                                          // sent as is
     virtual const std::vector<std::pair<std::string, std::string>>& headers() const = 0;  // besides Host, length
     virtual std::chrono::milliseconds timeout() const = 0;  // the whole exchange, connecting included
     // The response's status, once its header has arrived (before any OnBody).

@@ -31,9 +31,9 @@ TEST(ParsePlainHttpUrlTest, AcceptsHostPortPathAndRefusesTheRest) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->port, "80");
   EXPECT_EQ(e->target, "/");
-  for (const char* bad : {"https://api.openai.com/v1", "http://user:pw@host/v1", "http://host/v1?x=1", "http://[::1]:80/",
-                          "http://host:0/", "http://host:99999/", "http://host:8a/", "http:///v1", "ftp://host/",
-                          "http://ho st/"}) {
+  for (const char* bad :
+       {"https://api.openai.com/v1", "http://user:pw@host/v1", "http://host/v1?x=1", "http://[::1]:80/",
+        "http://host:0/", "http://host:99999/", "http://host:8a/", "http:///v1", "ftp://host/", "http://ho st/"}) {
     EXPECT_FALSE(ParsePlainHttpUrl(bad)) << bad;
   }
 }
@@ -149,8 +149,8 @@ class Exchange final : public HttpPool::Exchange {
   Result r_;
 };
 
-Result Call(testing::LoopThread& loop, const std::string& url, std::chrono::milliseconds timeout = std::chrono::seconds(10),
-            size_t abort_after = 0) {
+Result Call(testing::LoopThread& loop, const std::string& url,
+            std::chrono::milliseconds timeout = std::chrono::seconds(10), size_t abort_after = 0) {
   std::promise<Result> done;
   auto endpoint = ParsePlainHttpUrl(url);
   EXPECT_TRUE(endpoint) << url;
@@ -161,7 +161,8 @@ Result Call(testing::LoopThread& loop, const std::string& url, std::chrono::mill
 
 size_t Idle(testing::LoopThread& loop) {
   std::promise<size_t> n;
-  boost::asio::post(loop.loop(), [&] { n.set_value(boost::asio::use_service<HttpPool>(loop.loop()).idle_connections()); });
+  boost::asio::post(loop.loop(),
+                    [&] { n.set_value(boost::asio::use_service<HttpPool>(loop.loop()).idle_connections()); });
   return n.get_future().get();
 }
 
@@ -211,15 +212,15 @@ TEST(HttpPoolTest, ConnectionCloseIsNotPooledAndChunkedBodiesArriveWhole) {
 
 TEST(HttpPoolTest, FailuresAreNamed) {
   testing::LoopThread loop;
-  {  // nothing listens
+  {                                                 // nothing listens
     const int port = testing::BindLoopback().port;  // bound, never listening: refused
     const Result r = Call(loop, "http://127.0.0.1:" + std::to_string(port) + "/v1");
     EXPECT_EQ(r.outcome, HttpOutcome::kConnect) << r.detail;
   }
   {  // closed mid-body (Content-Length promises more)
-    ScriptedServer server([](int, const std::string&) {
-      return std::string("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part");
-    }, /*close_after_each=*/true);
+    ScriptedServer server(
+        [](int, const std::string&) { return std::string("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"); },
+        /*close_after_each=*/true);
     const Result r = Call(loop, server.url());
     EXPECT_EQ(r.outcome, HttpOutcome::kIo) << r.detail;
   }

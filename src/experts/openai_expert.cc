@@ -406,9 +406,7 @@ class OpenAiExpert : public ExpertBackend {
         : expert(e), sink(std::move(s)), done(std::move(d)), call(&sink, e.config_.max_response_bytes) {}
     const HttpEndpoint& endpoint() const override { return *expert.endpoint_; }
     const std::string& body() const override { return call.payload; }
-    const std::vector<std::pair<std::string, std::string>>& headers() const override {
-      return request_headers;
-    }
+    const std::vector<std::pair<std::string, std::string>>& headers() const override { return request_headers; }
     std::chrono::milliseconds timeout() const override { return call.timeout; }
     void OnStatus(int status) override { call.http = status; }
     bool OnBody(const char* data, size_t n) override { return Consume(&call, call.http, data, n); }

@@ -232,7 +232,7 @@ INSTANTIATE_TEST_SUITE_P(Paths, OpenAiExpertTest,
                          [](const ::testing::TestParamInfo<PathAndClient>& info) {
                            if (std::get<0>(info.param) == testing::CallPath::kBlocking) return std::string("Blocking");
                            return std::string(std::get<1>(info.param) == std::string("curl") ? "AsyncCurl"
-                                                                                            : "AsyncBeast");
+                                                                                             : "AsyncBeast");
                          });
 
 TEST_P(OpenAiExpertTest, CompletionWithUsageBasedCostAndConnectionReuse) {

@@ -12,8 +12,9 @@
 // own reservation included), otherwise up to the budget, and the part not charged is counted in overruns() and
 // unbilled_usd(). So no sequence of calls, concurrent or not, ever spends more than the budget.
 //
-// LocalBudgetLedger's thread-safety: all methods are safe from many threads; one mutex (mu_) guards every account. Persisting is done
-// by the `persist` callback, called under mu_ so that writes reach it in order (it must only enqueue, never block).
+// LocalBudgetLedger's thread-safety: all methods are safe from many threads; one mutex (mu_) guards every account.
+// Persisting is done by the `persist` callback, called under mu_ so that writes reach it in order (it must only
+// enqueue, never block).
 #pragma once
 
 #include <cstdint>

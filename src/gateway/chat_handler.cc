@@ -276,8 +276,9 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
                  st.message().substr(0, kMaxLoggedError).c_str());
     s_.metrics.CountBudgetUnavailable();
     AddNote("budget_unavailable");
-    HttpResponse r = ErrorResponse(503, "the budget store is unavailable, so this request cannot be budgeted; retry later",
-                                   "api_error", "budget_store_unavailable");
+    HttpResponse r =
+        ErrorResponse(503, "the budget store is unavailable, so this request cannot be budgeted; retry later",
+                      "api_error", "budget_store_unavailable");
     r.headers.emplace_back("Retry-After", "1");
     Finish(std::move(r));
   }
@@ -541,8 +542,8 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
   std::vector<Candidate> plan_;
   size_t next_ = 0, current_ = 0;
   bool routed_ = false, attempted_ = false, budget_refused_ = false;
-  double reserved_ = 0;      // the amount the current call reserves
-  Reservation reservation_;  // what the ledger holds for it
+  double reserved_ = 0;                  // the amount the current call reserves
+  Reservation reservation_;              // what the ledger holds for it
   std::optional<int64_t> prompt_bound_;  // PromptTokenBound of the request, once a priced candidate needs it
   std::string budget_message_;
   Status last_error_;

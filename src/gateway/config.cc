@@ -102,11 +102,10 @@ Status ParseExpert(const YAML::Node& n, const std::string& path, const std::stri
                    ExpertConfig* e) {
   Fields f(n, path, source);
   if (!n.IsMap()) return f.Error("", "expected a map of expert fields");
-  BATON_RETURN_IF_ERROR(
-      f.OnlyKnown({"name", "kind", "usd_per_mtok_in", "usd_per_mtok_out", "base_url", "model", "api_key_env",
-                   "replay_db", "replay_dir", "replay_dataset", "replay_model", "gguf_path", "n_ctx",
-                   "default_max_tokens", "timeout_s", "max_retries", "max_concurrency", "max_response_bytes",
-                   "http_client"}));
+  BATON_RETURN_IF_ERROR(f.OnlyKnown({"name", "kind", "usd_per_mtok_in", "usd_per_mtok_out", "base_url", "model",
+                                     "api_key_env", "replay_db", "replay_dir", "replay_dataset", "replay_model",
+                                     "gguf_path", "n_ctx", "default_max_tokens", "timeout_s", "max_retries",
+                                     "max_concurrency", "max_response_bytes", "http_client"}));
   BATON_RETURN_IF_ERROR(f.Get("name", &e->name));
   if (e->name.empty()) return f.Error("name", "missing (every expert needs a unique name)");
   if (e->name == "baton") return f.Error("name", "'baton' is reserved for routed requests");
@@ -181,11 +180,10 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
   c.source = source;
   Fields f(root, "", source);
   if (!root.IsMap()) return Status::InvalidArgument(source + ": expected a YAML map at the top level");
-  BATON_RETURN_IF_ERROR(
-      f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads", "worker_threads",
-                   "max_in_flight", "reserve_factor", "max_connections", "metrics_key", "metrics_key_sha256",
-                   "metrics_public", "keys", "experts", "architectures", "budgets", "replica_id",
-                   "reservation_ttl_s"}));
+  BATON_RETURN_IF_ERROR(f.OnlyKnown({"listen", "store", "router", "record_prompts", "max_body_bytes", "io_threads",
+                                     "worker_threads", "max_in_flight", "reserve_factor", "max_connections",
+                                     "metrics_key", "metrics_key_sha256", "metrics_public", "keys", "experts",
+                                     "architectures", "budgets", "replica_id", "reservation_ttl_s"}));
   BATON_RETURN_IF_ERROR(f.Get("listen", &c.listen));
   BATON_RETURN_IF_ERROR(f.Get("store", &c.store_path));
   c.store_path = Resolve(base, c.store_path);
@@ -193,8 +191,9 @@ StatusOr<GatewayConfig> Parse(const YAML::Node& root, const std::string& source,
     std::string budgets = IsDatabaseUrl(c.store_path) ? "shared" : "local";
     BATON_RETURN_IF_ERROR(f.Get("budgets", &budgets));
     if (budgets != "local" && budgets != "shared") {
-      return f.Error("budgets", "must be 'local' (this process keeps the accounts) or 'shared' (the store does, for "
-                                "replicas sharing it)");
+      return f.Error("budgets",
+                     "must be 'local' (this process keeps the accounts) or 'shared' (the store does, for "
+                     "replicas sharing it)");
     }
     c.shared_budgets = budgets == "shared";
   }

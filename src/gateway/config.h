@@ -64,7 +64,7 @@ struct GatewayConfig {
   bool shared_budgets = false;
   std::string replica_id;  // this replica's id for its budget reservations, stable across restarts. Default: host:port
   std::chrono::milliseconds reservation_ttl{300'000};  // a shared reservation not settled by then is released
-  RouterConfig router;                  // router.model_path and router.train_dir both "" = no "baton" routing
+  RouterConfig router;  // router.model_path and router.train_dir both "" = no "baton" routing
   bool record_prompts = false;
   int64_t max_body_bytes = 1 << 20;  // Default: 1 MiB
   int io_threads = 2;                // event loops, one thread each; requests run on them end to end. Default: 2

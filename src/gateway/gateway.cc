@@ -191,16 +191,18 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config, Gateway
   s->recorder = std::make_unique<Recorder>(std::move(store));
   if (config.shared_budgets) {
     if (config.store_path == ":memory:") {
-      return Status::InvalidArgument(config.source + ": budgets: 'shared' needs a store that replicas can share "
-                                                     "(a postgresql:// URL or an SQLite file), not ':memory:'");
+      return Status::InvalidArgument(config.source +
+                                     ": budgets: 'shared' needs a store that replicas can share "
+                                     "(a postgresql:// URL or an SQLite file), not ':memory:'");
     }
     const std::string holder = config.replica_id.empty() ? ReplicaIdFor(config.listen) : config.replica_id;
-    BATON_ASSIGN_OR_RETURN(s->ledger, SharedBudgetLedger::Create(std::move(accounts),
-                                                                 {.store_url = config.store_path,
-                                                                  .holder = holder,
-                                                                  .reservation_ttl_ms = config.reservation_ttl.count(),
-                                                                  .max_connections = static_cast<size_t>(
-                                                                      std::max(2, config.io_threads * 2))}));
+    BATON_ASSIGN_OR_RETURN(
+        s->ledger,
+        SharedBudgetLedger::Create(std::move(accounts),
+                                   {.store_url = config.store_path,
+                                    .holder = holder,
+                                    .reservation_ttl_ms = config.reservation_ttl.count(),
+                                    .max_connections = static_cast<size_t>(std::max(2, config.io_threads * 2))}));
   } else {
     Recorder* rec = s->recorder.get();
     s->ledger = std::make_unique<LocalBudgetLedger>(std::move(accounts), [rec](const BudgetAccount& a) {

@@ -94,7 +94,9 @@ void Metrics::CountReload(bool ok) {
   (ok ? reloads_ok_ : reloads_failed_).fetch_add(1, std::memory_order_relaxed);
 }
 
-void Metrics::CountBudgetUnavailable() { budget_unavailable_.fetch_add(1, std::memory_order_relaxed); }
+void Metrics::CountBudgetUnavailable() {
+  budget_unavailable_.fetch_add(1, std::memory_order_relaxed);
+}
 
 void Metrics::CountFallback() {
   fallbacks_.fetch_add(1, std::memory_order_relaxed);

@@ -20,7 +20,7 @@ SharedBudgetLedger::SharedBudgetLedger(std::vector<BudgetAccount> accounts, Shar
     : options_(std::move(options)), accounts_(std::move(accounts)) {}
 
 StatusOr<std::unique_ptr<SharedBudgetLedger>> SharedBudgetLedger::Create(std::vector<BudgetAccount> accounts,
-                                                                          SharedBudgetOptions options) {
+                                                                         SharedBudgetOptions options) {
   if (options.holder.empty()) return Status::InvalidArgument("a shared budget ledger needs a holder (replica) id");
   std::unique_ptr<SharedBudgetLedger> l(new SharedBudgetLedger(std::move(accounts), std::move(options)));
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, l->Acquire());
@@ -57,8 +57,8 @@ StatusOr<std::unique_ptr<Store>> SharedBudgetLedger::Acquire() {
   // A request waits on this: a database that does not answer soon gets the request a 503, not a long stall.
   StatusOr<std::unique_ptr<Store>> s = Store::Open(
       options_.store_url,
-      StoreOptions{.create = false, .retry_initial_ms = 20, .retry_max_ms = 100, .retry_total_ms = 300,
-                   .connect_timeout_s = 2});
+      StoreOptions{
+          .create = false, .retry_initial_ms = 20, .retry_max_ms = 100, .retry_total_ms = 300, .connect_timeout_s = 2});
   if (!s.ok()) return Status::Unavailable("cannot open the budget store: " + s.status().message());
   return s;
 }
@@ -78,8 +78,8 @@ StatusOr<Reservation> SharedBudgetLedger::Reserve(size_t index, double amount_us
     const StatusCode code = id.status().code();
     if (code == StatusCode::kResourceExhausted) {
       Release(std::move(store));
-      return Status::ResourceExhausted(fmt::format("budget exhausted for key '{}': {}", accounts_[index].name,
-                                                   id.status().message()));
+      return Status::ResourceExhausted(
+          fmt::format("budget exhausted for key '{}': {}", accounts_[index].name, id.status().message()));
     }
     // Anything else means the database could not decide; a connection that failed is not pooled again.
     return Status::Unavailable(fmt::format("budget store: {}", id.status().message()));

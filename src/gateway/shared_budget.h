@@ -31,11 +31,11 @@
 namespace baton::gateway {
 
 struct SharedBudgetOptions {
-  std::string store_url;                           // where the budgets live (Store::Open's argument)
-  std::string holder;                              // this replica's id, stable across its restarts
-  int64_t reservation_ttl_ms = 300'000;            // a reservation not settled by then is released. Default: 5 min
-  std::chrono::milliseconds sweep_every{1'000};    // expiry sweep, pending settlements, cache refresh. Default: 1 s
-  size_t max_connections = 8;                      // pooled Store connections. Default: 8
+  std::string store_url;                         // where the budgets live (Store::Open's argument)
+  std::string holder;                            // this replica's id, stable across its restarts
+  int64_t reservation_ttl_ms = 300'000;          // a reservation not settled by then is released. Default: 5 min
+  std::chrono::milliseconds sweep_every{1'000};  // expiry sweep, pending settlements, cache refresh. Default: 1 s
+  size_t max_connections = 8;                    // pooled Store connections. Default: 8
 };
 
 class SharedBudgetLedger final : public BudgetLedger {

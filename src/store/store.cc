@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "store/schema.h"
 #include "store/backend.h"
+#include "store/schema.h"
 
 namespace baton {
 
@@ -102,8 +102,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const Stor
   const std::string& name = d.name();  // never the password
   BATON_ASSIGN_OR_RETURN(int version, d.SchemaVersion());
   auto newer = [&](int v) {
-    return Status::FailedPrecondition(fmt::format(
-        "{}: schema version {} was written by a newer baton (this one reads up to {})", name, v, store::kSchemaVersion));
+    return Status::FailedPrecondition(
+        fmt::format("{}: schema version {} was written by a newer baton (this one reads up to {})", name, v,
+                    store::kSchemaVersion));
   };
   if (version > store::kSchemaVersion) return newer(version);
   if (!options.read_only) {
@@ -150,7 +151,7 @@ StatusOr<int64_t> Store::UpsertExpert(const ExpertRecord& e) {
   if (e.name.empty()) return Status::InvalidArgument("expert name is empty");
   BATON_ASSIGN_OR_RETURN(std::optional<int64_t> id, FindExpert(e.name));
   if (id) {
-    BATON_ASSIGN_OR_RETURN(Statement* fill, impl_->Cached(impl_->fill_prices, R"sql(
+    BATON_ASSIGN_OR_RETURN(Statement * fill, impl_->Cached(impl_->fill_prices, R"sql(
       UPDATE experts SET params_b = COALESCE(params_b, ?2), usd_per_mtok_in = COALESCE(usd_per_mtok_in, ?3),
         usd_per_mtok_out = COALESCE(usd_per_mtok_out, ?4),
         price_source = CASE WHEN price_source = '' THEN ?5 ELSE price_source END WHERE id = ?1)sql"));
@@ -162,7 +163,7 @@ StatusOr<int64_t> Store::UpsertExpert(const ExpertRecord& e) {
     BATON_RETURN_IF_ERROR(fill->Run());
     return *id;
   }
-  BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->insert_expert, R"sql(
+  BATON_ASSIGN_OR_RETURN(Statement * s, impl_->Cached(impl_->insert_expert, R"sql(
     INSERT INTO experts(name, params_b, usd_per_mtok_in, usd_per_mtok_out, price_source, backend_json)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id)sql"));
   s->Bind(1, e.name).Bind(2, e.params_b).Bind(3, e.usd_per_mtok_in).Bind(4, e.usd_per_mtok_out);
@@ -173,7 +174,7 @@ StatusOr<int64_t> Store::UpsertExpert(const ExpertRecord& e) {
 }
 
 StatusOr<int64_t> Store::InsertQuery(const QueryRecord& q) {
-  BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->insert_query, R"sql(
+  BATON_ASSIGN_OR_RETURN(Statement * s, impl_->Cached(impl_->insert_query, R"sql(
     INSERT INTO queries(external_id, dataset, domain, text, reference, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
     RETURNING id)sql"));
   s->Bind(1, q.external_id).Bind(2, q.dataset).Bind(3, q.domain).Bind(4, q.text).Bind(5, q.reference);
@@ -186,10 +187,12 @@ StatusOr<int64_t> Store::InsertQuery(const QueryRecord& q) {
   return id;
 }
 
-Status Store::InsertOutcome(const OutcomeRecord& o) { return InsertOutcomeReturningId(o).status(); }
+Status Store::InsertOutcome(const OutcomeRecord& o) {
+  return InsertOutcomeReturningId(o).status();
+}
 
 StatusOr<int64_t> Store::InsertOutcomeReturningId(const OutcomeRecord& o) {
-  BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->insert_outcome, R"sql(
+  BATON_ASSIGN_OR_RETURN(Statement * s, impl_->Cached(impl_->insert_outcome, R"sql(
     INSERT INTO outcomes(query_id, expert_id, score, cost_usd, tokens_in, tokens_out, latency_ms, source, time_unix_ms)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id)sql"));
   s->Bind(1, o.query_id).Bind(2, o.expert_id).Bind(3, o.score).Bind(4, o.cost_usd).Bind(5, o.tokens_in);
@@ -199,15 +202,16 @@ StatusOr<int64_t> Store::InsertOutcomeReturningId(const OutcomeRecord& o) {
 }
 
 Status Store::PutResponse(int64_t query_id, int64_t expert_id, const std::string& text) {
-  BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->put_response,
-                                                 "INSERT INTO responses(query_id, expert_id, text) VALUES (?1, ?2, ?3) "
-                                                 "ON CONFLICT (query_id, expert_id) DO UPDATE SET text = excluded.text"));
+  BATON_ASSIGN_OR_RETURN(Statement * s,
+                         impl_->Cached(impl_->put_response,
+                                       "INSERT INTO responses(query_id, expert_id, text) VALUES (?1, ?2, ?3) "
+                                       "ON CONFLICT (query_id, expert_id) DO UPDATE SET text = excluded.text"));
   s->Bind(1, query_id).Bind(2, expert_id).Bind(3, text);
   return s->Run();
 }
 
 Status Store::LogRequest(const RequestLogRecord& r) {
-  BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->log_request, R"sql(
+  BATON_ASSIGN_OR_RETURN(Statement * s, impl_->Cached(impl_->log_request, R"sql(
     INSERT INTO requests(time_unix_ms, client_key_hash, requested_model, expert, http_status, tokens_in, tokens_out,
                          cost_usd, latency_ms, prompt, request_id, note)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -228,7 +232,7 @@ Status Store::LogRequest(const RequestLogRecord& r) {
 }
 
 Status Store::LogArchonCall(const ArchonCallRecord& r) {
-  BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->log_archon, R"sql(
+  BATON_ASSIGN_OR_RETURN(Statement * s, impl_->Cached(impl_->log_archon, R"sql(
     INSERT INTO archon_calls(time_unix_ms, run_id, architecture, layer, component_index, component, expert,
                              prompt_tokens, completion_tokens, cost_usd, latency_ms, status, parse)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13))sql"));
@@ -281,14 +285,15 @@ StatusOr<std::optional<int64_t>> LookupId(Statement& s) {
 }  // namespace
 
 StatusOr<std::optional<int64_t>> Store::FindExpert(const std::string& name) {
-  BATON_ASSIGN_OR_RETURN(Statement* s, impl_->Cached(impl_->find_expert, "SELECT id FROM experts WHERE name = ?1"));
+  BATON_ASSIGN_OR_RETURN(Statement * s, impl_->Cached(impl_->find_expert, "SELECT id FROM experts WHERE name = ?1"));
   s->Bind(1, name);
   return LookupId(*s);
 }
 
 StatusOr<std::optional<int64_t>> Store::FindQuery(const std::string& dataset, const std::string& external_id) {
   BATON_ASSIGN_OR_RETURN(
-      Statement* s, impl_->Cached(impl_->find_query, "SELECT id FROM queries WHERE dataset = ?1 AND external_id = ?2"));
+      Statement * s,
+      impl_->Cached(impl_->find_query, "SELECT id FROM queries WHERE dataset = ?1 AND external_id = ?2"));
   s->Bind(1, dataset).Bind(2, external_id);
   return LookupId(*s);
 }
@@ -412,8 +417,8 @@ Status Store::UpsertClientBudget(const ClientBudgetRecord& b) {
 
 Status Store::SetClientSpend(const std::string& key_hash, double spent_usd, double reserved_usd) {
   BATON_ASSIGN_OR_RETURN(
-      Statement* s, impl_->Cached(impl_->set_spend,
-                              "UPDATE client_budgets SET spent_usd = ?2, reserved_usd = ?3 WHERE key_hash = ?1"));
+      Statement * s, impl_->Cached(impl_->set_spend,
+                                   "UPDATE client_budgets SET spent_usd = ?2, reserved_usd = ?3 WHERE key_hash = ?1"));
   s->Bind(1, key_hash).Bind(2, spent_usd).Bind(3, reserved_usd);
   BATON_RETURN_IF_ERROR(s->Run());
   if (s->Changes() == 0) return Status::NotFound("no client budget for key hash " + key_hash.substr(0, 12));
@@ -423,7 +428,7 @@ Status Store::SetClientSpend(const std::string& key_hash, double spent_usd, doub
 StatusOr<std::vector<ClientBudgetRecord>> Store::ListClientBudgets() {
   BATON_ASSIGN_OR_RETURN(
       StmtPtr s, impl_->db->Prepare("SELECT key_hash, name, budget_usd, spent_usd, reserved_usd FROM client_budgets "
-                                "ORDER BY name, key_hash"));
+                                    "ORDER BY name, key_hash"));
   std::vector<ClientBudgetRecord> out;
   while (true) {
     BATON_ASSIGN_OR_RETURN(bool row, s->Step());
@@ -446,7 +451,8 @@ StatusOr<std::optional<ClientBudgetRecord>> Store::GetClientBudget(const std::st
 StatusOr<int64_t> Store::ReserveBudget(const std::string& key_hash, double amount_usd, int64_t ttl_ms,
                                        const std::string& holder) {
   if (!(amount_usd >= 0) || !std::isfinite(amount_usd)) {
-    return Status::InvalidArgument(fmt::format("a reservation of {} USD: the amount must be finite and >= 0", amount_usd));
+    return Status::InvalidArgument(
+        fmt::format("a reservation of {} USD: the amount must be finite and >= 0", amount_usd));
   }
   if (ttl_ms <= 0) return Status::InvalidArgument(fmt::format("a reservation's ttl must be > 0 ms, got {}", ttl_ms));
   int64_t id = 0;
@@ -462,8 +468,8 @@ StatusOr<int64_t> Store::ReserveBudget(const std::string& key_hash, double amoun
       BATON_ASSIGN_OR_RETURN(std::optional<ClientBudgetRecord> b, GetClientBudget(key_hash));
       if (!b) return Status::NotFound("no client budget for key hash " + key_hash.substr(0, 12));
       return Status::ResourceExhausted(fmt::format(
-          "budget of key '{}' ({}) exhausted: spent {} USD + reserved {} USD + needed {} USD > budget {} USD",
-          b->name, key_hash.substr(0, 12), b->spent_usd, b->reserved_usd, amount_usd, b->budget_usd));
+          "budget of key '{}' ({}) exhausted: spent {} USD + reserved {} USD + needed {} USD > budget {} USD", b->name,
+          key_hash.substr(0, 12), b->spent_usd, b->reserved_usd, amount_usd, b->budget_usd));
     }
     BATON_ASSIGN_OR_RETURN(Statement * ins, impl_->Cached(impl_->reservation, R"sql(
       INSERT INTO budget_reservations(key_hash, amount_usd, holder, expires_unix_ms) VALUES (?1, ?2, ?3, ?4)
@@ -609,8 +615,9 @@ StatusOr<int64_t> Store::InsertOnboarding(const OnboardingRecord& r) {
 
 StatusOr<std::vector<OnboardingRecord>> Store::ListOnboarding() {
   BATON_ASSIGN_OR_RETURN(
-      StmtPtr s, impl_->db->Prepare("SELECT id, time_unix_ms, expert, decision, replaces, evidence_json FROM onboarding "
-                                "ORDER BY id"));
+      StmtPtr s,
+      impl_->db->Prepare("SELECT id, time_unix_ms, expert, decision, replaces, evidence_json FROM onboarding "
+                         "ORDER BY id"));
   std::vector<OnboardingRecord> out;
   while (true) {
     BATON_ASSIGN_OR_RETURN(bool row, s->Step());

@@ -39,6 +39,7 @@ PRICE_IN, PRICE_OUT = 10, 30  # USD per 1M tokens; the fake upstream reports 20 
 
 def start_pg(ws):
     pg_dir = ws.path("pg")
+    os.chmod(ws.dir, 0o755)  # mkdtemp's folder is private; the server runs as the postgres user when we are root
     script = os.path.join(lib.ROOT, "scripts", "pg_server.sh")
     out = subprocess.run(["bash", script, "start", pg_dir], capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
@@ -87,6 +88,7 @@ def main():
         ledger = lib.Ledger()
         exhausted = {name: False for name in KEYS}
         refusals, refusals_lock = {name: 0 for name in KEYS}, threading.Lock()
+        last_ok = {name: time.time() for name in KEYS}
         deadline = time.time() + args.seconds
         t_load = time.time()
 
@@ -99,11 +101,14 @@ def main():
                 body = lib.chat("fake", "[cid %d] count to three" % ledger.next_id(), max_tokens=16,
                                 stream=r.random() < 0.3)
                 item = ledger.send(port, KEYS[name][0], body, timeout=60, tag=name)
-                if item["status"] == 429 and item["detail"].endswith("budget_exhausted"):
-                    # One refusal can come while other calls' reservations hold what is left; many mean it is spent.
-                    with refusals_lock:
+                with refusals_lock:
+                    if item["outcome"] == "ok":
+                        last_ok[name] = time.time()
+                    elif item["status"] == 429 and item["detail"].endswith("budget_exhausted"):
+                        # A refusal can come while other calls' reservations hold what is left, and those may
+                        # settle for less: the key counts as spent once refusals go on with no answer for a second.
                         refusals[name] += 1
-                        if refusals[name] >= 20:
+                        if refusals[name] >= 20 and time.time() - last_ok[name] > 1.0:
                             exhausted[name] = True
 
         threads = [threading.Thread(target=client, args=(t,), daemon=True) for t in range(args.clients)]

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+
+#include "baton/responses.h"
 
 namespace baton {
 namespace {
@@ -119,27 +119,11 @@ std::string ResponseKey(std::string_view query_id, std::string_view model) {
 }
 
 StatusOr<RecordedResponses> ReadResponses(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::NotFound(fmt::format("{}: cannot open", path));
   RecordedResponses out;
-  std::string line;
-  size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      return Status::DataLoss(fmt::format("{}:{}: not valid JSON: {}", path, lineno, e.what()));
-    }
-    if (!j.is_object() || !j.contains("query_id") || !j.contains("model") || !j.contains("response") ||
-        !j["query_id"].is_string() || !j["model"].is_string() || !j["response"].is_string()) {
-      return Status::DataLoss(fmt::format("{}:{}: needs string query_id, model and response", path, lineno));
-    }
-    out[ResponseKey(j["query_id"].get<std::string>(), j["model"].get<std::string>())] =
-        j["response"].get<std::string>();
-  }
+  BATON_RETURN_IF_ERROR(ForEachRecordedResponse(
+      path, [&out](const std::string& query_id, const std::string& model, const std::string& response) {
+        out[ResponseKey(query_id, model)] = response;
+      }));
   return out;
 }
 

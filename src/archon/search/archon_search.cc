@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <numeric>
 #include <set>
 #include <unordered_map>
@@ -12,6 +11,7 @@
 
 #include "baton/answer.h"
 #include "baton/dataset.h"
+#include "baton/responses.h"
 
 namespace baton::archon_search {
 
@@ -170,30 +170,18 @@ StatusOr<std::unique_ptr<ReplayData>> ReplayData::Load(const std::string& dir) {
     }
   }
   const std::string path = dir + "/responses.jsonl";
-  std::ifstream in(path);
-  if (!in)
-    return Status::NotFound(fmt::format("{}: cannot open (the replay objective needs recorded responses)", path));
-  std::string line;
-  size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      return Status::DataLoss(fmt::format("{}:{}: not valid JSON: {}", path, lineno, e.what()));
-    }
-    if (!j.is_object() || !j.contains("query_id") || !j.contains("model") || !j.contains("response") ||
-        !j["query_id"].is_string() || !j["model"].is_string() || !j["response"].is_string()) {
-      return Status::DataLoss(fmt::format("{}:{}: needs string query_id, model and response", path, lineno));
-    }
-    auto qi = query_index.find(j["query_id"].get<std::string>());
-    auto ei = expert_index.find(j["model"].get<std::string>());
-    if (qi == query_index.end() || ei == expert_index.end()) continue;  // not in outcomes: nothing to score
-    const std::optional<char> letter = ExtractChoice(j["response"].get<std::string>(), 'Z');
-    if (letter) all[qi->second].letter[ei->second] = static_cast<uint8_t>(*letter);
+  Status read = ForEachRecordedResponse(
+      path, [&](const std::string& query_id, const std::string& model, const std::string& response) {
+        auto qi = query_index.find(query_id);
+        auto ei = expert_index.find(model);
+        if (qi == query_index.end() || ei == expert_index.end()) return;  // not in outcomes: nothing to score
+        const std::optional<char> letter = ExtractChoice(response, 'Z');
+        if (letter) all[qi->second].letter[ei->second] = static_cast<uint8_t>(*letter);
+      });
+  if (read.code() == StatusCode::kNotFound) {
+    return Status::NotFound(read.message() + " (the replay objective needs recorded responses)");
   }
+  BATON_RETURN_IF_ERROR(read);
   // Accepted letters: the reference when it is a letter, else the letters of the experts that scored 1.
   std::vector<size_t> keep;
   std::vector<size_t> domain_letters(out->domains_.size(), 0), domain_rows(out->domains_.size(), 0);
